@@ -1,0 +1,1 @@
+"""SR-EM controller application: the system model, the reconfiguration policies and the `srem` CLI."""

@@ -1,0 +1,175 @@
+"""The `srem` command line: topologies, scenarios, datasets and policy evaluation.
+
+Every command that reports results takes --json and then prints one JSON document on stdout
+(schemas in README.md); progress bars and notes go to stderr. Bad input exits with status 2 and
+one line naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from controller.errors import SremError
+from controller.model.dataset import Dataset, default_dataset, generate_dataset
+from controller.model.scenario import load_scenario, preset_names
+from controller.model.topology import Topology, load_topology
+from controller.report import per_hour_table, to_csv, to_json
+from topologies import builtin_names
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _emit(args: argparse.Namespace, document: object, text: str) -> None:
+    print(to_json(document) if args.json else text)
+
+
+def topology_summary(topology: Topology) -> str:
+    spec = topology.spec
+    degree: dict[str, int] = {n: 0 for n in topology.node_names}
+    for link in spec.links:
+        degree[link.a] += 1
+        degree[link.b] += 1
+    bandwidths = [l.bandwidth_gbps for l in spec.links]
+    delays = [l.delay_ms for l in spec.links]
+    lines = [
+        f"topology {topology.name} ({topology.source})",
+        f"  {len(spec.switches)} switches, {len(spec.servers)} servers, {len(spec.links)} links",
+        f"  link bandwidth {min(bandwidths):g}-{max(bandwidths):g} Gbps, delay {min(delays):g}-{max(delays):g} ms",
+    ]
+    for role in ("core", "aggregation", "edge", "switch"):
+        names = [s.name for s in spec.switches if s.role == role]
+        if names:
+            lines.append(f"  {role:<11} {' '.join(names)}")
+    attached: dict[str, list[str]] = {}
+    servers = set(topology.server_names)
+    for link in spec.links:
+        for server, switch in ((link.a, link.b), (link.b, link.a)):
+            if server in servers:
+                attached.setdefault(switch, []).append(server)
+    for switch, names in attached.items():
+        lines.append(f"  servers under {switch}: {' '.join(names)}")
+    return "\n".join(lines)
+
+
+def cmd_topology(args: argparse.Namespace) -> None:
+    topology = load_topology(args.name)
+    document = topology.to_dict()
+    if args.action == "show":
+        _emit(args, document, topology_summary(topology))
+        return
+    text = json.dumps(document, indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+
+
+def cmd_scenario_show(args: argparse.Namespace) -> None:
+    scenario = load_scenario(args.scenario)
+    _emit(args, scenario.spec.model_dump(mode="json"), scenario.to_yaml().rstrip())
+
+
+def cmd_scenario_generate(args: argparse.Namespace) -> None:
+    scenario = load_scenario(args.scenario)
+    dataset = generate_dataset(scenario, Path(args.out), seed=args.seed, progress=not args.quiet)
+    m = dataset.manifest
+    document = {"path": str(dataset.path), "scenario": m.scenario, "scenario_hash": m.scenario_hash, "seed": m.seed, "splits": m.splits}
+    _emit(args, document, f"wrote {dataset.path}: {m.splits['train']} train and {m.splits['test']} test workloads of {scenario.name} (seed {m.seed})")
+
+
+def _dataset_for(args: argparse.Namespace) -> Dataset:
+    if args.data is None:
+        return default_dataset(load_scenario(args.scenario or "paper"), progress=not args.quiet)
+    dataset = Dataset(Path(args.data))
+    if args.scenario is not None:
+        wanted = load_scenario(args.scenario).content_hash()
+        if wanted != dataset.manifest.scenario_hash:
+            raise SremError(
+                f"dataset was generated from scenario {dataset.manifest.scenario} ({dataset.manifest.scenario_hash[:12]}), "
+                f"not from {args.scenario} ({wanted[:12]})",
+                where=args.data,
+            )
+    return dataset
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from controller.evaluation import evaluate_policy
+    from controller.policies import make_policy
+
+    if args.limit is not None and args.limit < 1:
+        raise SremError(f"must be at least 1, got {args.limit}", where="--limit")
+    policy = make_policy(args.policy)
+    dataset = _dataset_for(args)
+    report = evaluate_policy(dataset, policy, args.split, args.limit, progress=not args.quiet)
+    csv_path = Path(args.csv) if args.csv else Path("results") / f"evaluate-{report.scenario}-{policy.name}-{args.split}.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path.write_text(to_csv(report))
+    print(f"wrote {csv_path}", file=sys.stderr)
+    _emit(args, report.to_dict(), per_hour_table(report))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="srem", description="SR-EM: reconfigure service function chains across servers and P4 switch memories.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    json_flag = _Parser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    quiet_flag = _Parser(add_help=False)
+    quiet_flag.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    topo = sub.add_parser("topology", help="show or export a topology file")
+    topo_sub = topo.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, text in (("show", "summarise a topology"), ("export", "print the topology file (JSON)")):
+        p = topo_sub.add_parser(action, help=text, parents=[json_flag])
+        p.add_argument("name", help=f"built-in topology ({', '.join(builtin_names())}) or a topology file")
+        if action == "export":
+            p.add_argument("--out", help="write to this file instead of stdout")
+        p.set_defaults(func=cmd_topology)
+
+    scen = sub.add_parser("scenario", help="show a scenario or generate its dataset")
+    scen_sub = scen.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = scen_sub.add_parser("show", help="print a scenario as YAML (a preset is a good start for your own)", parents=[json_flag])
+    p.add_argument("scenario", help=f"preset ({', '.join(preset_names())}) or a scenario YAML file")
+    p.set_defaults(func=cmd_scenario_show)
+    p = scen_sub.add_parser("generate", help="generate a dataset (substrate, train and test workloads)", parents=[json_flag, quiet_flag])
+    p.add_argument("--scenario", required=True, help="preset name or scenario YAML file")
+    p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the scenario's dataset.seed)")
+    p.add_argument("--out", required=True, help="dataset directory to write (replaced whole)")
+    p.set_defaults(func=cmd_scenario_generate)
+
+    p = sub.add_parser("evaluate", help="run a policy over a dataset split and print the per-hour table", parents=[json_flag, quiet_flag])
+    p.add_argument("--scenario", default=None, help="preset name or scenario YAML file (default: paper)")
+    p.add_argument("--data", default=None, help="dataset directory (default: the scenario's dataset, generated once and cached)")
+    p.add_argument("--policy", default="static", help="policy name, or name:ARG")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N workloads")
+    p.add_argument("--csv", default=None, help="CSV output path (default: results/evaluate-SCENARIO-POLICY-SPLIT.csv)")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SremError as exc:
+        print(f"srem: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("srem: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

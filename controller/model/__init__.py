@@ -1,0 +1,1 @@
+"""The SR-EM system model: substrate, workload, routing, cost, delay, constraints and the step evaluator."""

@@ -1,0 +1,301 @@
+"""Datasets on disk: a scenario's substrate and its train and test workloads, in a documented, versioned format.
+
+Layout of a dataset directory (docs/formats.md, "Dataset"):
+  manifest.json     format, version, scenario name and hash, seed, split sizes, step hours
+  scenario.yaml     the validated scenario it was generated from
+  substrate.json    the drawn network, resources and VNF catalogue (format srem-substrate)
+  train.jsonl.gz    one workload per line; test.jsonl.gz likewise
+
+Generation is seeded per item (the substrate, and every workload of every split has its own
+generator), so the same seed gives byte-identical files; gzip headers carry no name or time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from controller.errors import DatasetError, SremError
+from controller.model.cost import ObjectiveWeights
+from controller.model.reward import RewardWeights
+from controller.model.scenario import Scenario
+from controller.model.substrate import Substrate, draw_substrate, substrate_from_dict
+from controller.model.workload import Request, Workload, generate_workload
+from controller.validation import read_json
+
+FORMAT = "srem-dataset"
+VERSION = 1
+SPLITS = {"train": 1, "test": 2}
+"""Split name -> the stream id its workloads draw from."""
+SUBSTRATE_STREAM = 0
+
+
+def workload_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, SPLITS[split], index])
+
+
+def workload_to_dict(workload: Workload, substrate: Substrate) -> dict[str, Any]:
+    types, instances, nodes, hosts = substrate.vnf_types, substrate.instances, substrate.node_names, substrate.hosts
+    return {
+        "id": workload.id,
+        "initial_placement": {instances[k].name: hosts[h].name for k, h in enumerate(workload.initial_placement)},
+        "requests": [
+            {
+                "id": r.id,
+                "chain": [types[t].name for t in r.chain],
+                "instances": [instances[k].name for k in assigned],
+                "source": nodes[r.source],
+                "target": nodes[r.target],
+                "rate_mbps": list(r.rate_mbps),
+                "deadline_ms": list(r.deadline_ms),
+            }
+            for r, assigned in zip(workload.requests, workload.assignment)
+        ],
+    }
+
+
+class _Reader:
+    """Resolves names in one workload line, raising DatasetError naming the file, line and key."""
+
+    def __init__(self, substrate: Substrate, where: str, line: int) -> None:
+        self.sub = substrate
+        self.where = where
+        self.line = line
+
+    def fail(self, key: str, message: str) -> DatasetError:
+        return DatasetError(message, where=self.where, key=f"line {self.line}: {key}")
+
+    def lookup(self, table: dict[str, int], name: Any, key: str, what: str) -> int:
+        if not isinstance(name, str) or name not in table:
+            raise self.fail(key, f"unknown {what} {name!r}")
+        return table[name]
+
+    def numbers(self, values: Any, key: str, steps: int) -> tuple[float, ...]:
+        if not isinstance(values, list) or len(values) != steps:
+            raise self.fail(key, f"expected a list of {steps} numbers")
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise self.fail(f"{key}[{i}]", f"expected a positive number, got {v!r}")
+        return tuple(float(v) for v in values)
+
+    def workload(self, data: Any, steps: int) -> Workload:
+        sub = self.sub
+        if not isinstance(data, dict):
+            raise self.fail("", "a workload line is a JSON object")
+        for key in ("id", "initial_placement", "requests"):
+            if key not in data:
+                raise self.fail(key, "missing key")
+        placement_names = data["initial_placement"]
+        if not isinstance(placement_names, dict) or set(placement_names) != set(sub.instance_index):
+            raise self.fail("initial_placement", f"expected a host for each of {', '.join(sub.instance_index)}")
+        placement = [0] * len(sub.instances)
+        for inst, host in placement_names.items():
+            placement[sub.instance_index[inst]] = self.lookup(sub.host_index, host, f"initial_placement.{inst}", "host")
+        requests, assignment = [], []
+        if not isinstance(data["requests"], list):
+            raise self.fail("requests", "expected a list")
+        for i, r in enumerate(data["requests"]):
+            key = f"requests[{i}]"
+            if not isinstance(r, dict):
+                raise self.fail(key, "expected an object")
+            unknown = set(r) - {"id", "chain", "instances", "source", "target", "rate_mbps", "deadline_ms"}
+            if unknown:
+                raise self.fail(f"{key}.{sorted(unknown)[0]}", "unknown key")
+            chain_names, inst_names = r.get("chain"), r.get("instances")
+            if not isinstance(chain_names, list) or not chain_names or len(set(map(str, chain_names))) != len(chain_names):
+                raise self.fail(f"{key}.chain", "expected a non-empty list of distinct VNF types")
+            chain = tuple(self.lookup(sub.type_index, t, f"{key}.chain[{j}]", "VNF type") for j, t in enumerate(chain_names))
+            if not isinstance(inst_names, list) or len(inst_names) != len(chain):
+                raise self.fail(f"{key}.instances", "expected one instance per VNF of the chain")
+            instances = tuple(self.lookup(sub.instance_index, n, f"{key}.instances[{j}]", "VNF instance") for j, n in enumerate(inst_names))
+            for j, (t, k) in enumerate(zip(chain, instances)):
+                if sub.instances[k].type.index != t:
+                    raise self.fail(f"{key}.instances[{j}]", f"{inst_names[j]} is not an instance of {chain_names[j]}")
+            source = self.lookup(sub.node_index, r.get("source"), f"{key}.source", "node")
+            target = self.lookup(sub.node_index, r.get("target"), f"{key}.target", "node")
+            if source >= sub.num_switches or target >= sub.num_switches:
+                raise self.fail(f"{key}.source", "a request starts and ends at switches")
+            requests.append(
+                Request(
+                    id=i,
+                    chain=chain,
+                    source=source,
+                    target=target,
+                    rate_mbps=self.numbers(r.get("rate_mbps"), f"{key}.rate_mbps", steps),
+                    deadline_ms=self.numbers(r.get("deadline_ms"), f"{key}.deadline_ms", steps),
+                )
+            )
+            assignment.append(instances)
+        return Workload(int(data["id"]), tuple(requests), tuple(placement), tuple(assignment))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    scenario: str
+    scenario_hash: str
+    seed: int
+    hours: list[int]
+    working_until_hour: int
+    splits: dict[str, int]
+    objective: dict[str, float]
+    """a1, a2, a3 of eq. 1 (keys it, bandwidth, reconfiguration)."""
+    reward: dict[str, float]
+    """w1, w2 of eq. 20 (keys acceptance, cost)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, **self.__dict__}
+
+
+class Dataset:
+    """A dataset directory, read lazily: the substrate at once, each split when first asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        manifest_path = path / "manifest.json"
+        if not manifest_path.exists():
+            raise DatasetError("not a dataset directory (no manifest.json)", where=path)
+        data = read_json(manifest_path)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DatasetError(f"not a {FORMAT} manifest", where=manifest_path, key="format")
+        if data.get("version") != VERSION:
+            raise DatasetError(
+                f"dataset format version {data.get('version')!r}, this srem reads version {VERSION}; regenerate it with `srem scenario generate`",
+                where=manifest_path,
+                key="version",
+            )
+        try:
+            self.manifest = Manifest(**{k: v for k, v in data.items() if k not in ("format", "version")})
+        except TypeError as exc:
+            raise DatasetError(f"malformed manifest: {exc}", where=manifest_path) from None
+        substrate_path = path / "substrate.json"
+        self.substrate = substrate_from_dict(read_json(substrate_path), str(substrate_path))
+
+    @property
+    def hours(self) -> list[int]:
+        return self.manifest.hours
+
+    def is_working_hour(self, hour: int) -> bool:
+        return hour < self.manifest.working_until_hour
+
+    @property
+    def objective_weights(self) -> ObjectiveWeights:
+        return ObjectiveWeights(**self.manifest.objective)
+
+    @property
+    def reward_weights(self) -> RewardWeights:
+        return RewardWeights(**self.manifest.reward)
+
+    def split_path(self, split: str) -> Path:
+        return self.path / f"{split}.jsonl.gz"
+
+    def workloads(self, split: str, limit: int | None = None) -> Iterator[Workload]:
+        if split not in self.manifest.splits:
+            raise DatasetError(f"no split {split!r} (has {', '.join(self.manifest.splits)})", where=self.path)
+        path = self.split_path(split)
+        steps = len(self.hours)
+        try:
+            with gzip.open(path, "rt") as f:
+                for line_no, line in enumerate(f, start=1):
+                    if limit is not None and line_no > limit:
+                        return
+                    try:
+                        data = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DatasetError(f"malformed JSON: {exc.msg}", where=path, key=f"line {line_no}") from None
+                    yield _Reader(self.substrate, str(path), line_no).workload(data, steps)
+        except FileNotFoundError:
+            raise DatasetError("missing split file", where=path) from None
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"cannot read: {exc}", where=path) from None
+
+    @cached_property
+    def train(self) -> list[Workload]:
+        return list(self.workloads("train"))
+
+    @cached_property
+    def test(self) -> list[Workload]:
+        return list(self.workloads("test"))
+
+    def split(self, name: str, limit: int | None = None) -> list[Workload]:
+        return list(self.workloads(name, limit))
+
+
+def _write_gzip_lines(path: Path, lines: Iterator[str]) -> None:
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        text = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
+        for line in lines:
+            text.write(line)
+            text.write("\n")
+        text.flush()
+        text.detach()
+
+
+def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, progress: bool = True) -> Dataset:
+    """Draw the substrate and every workload, and write them to `out` (replaced whole, never left half-written)."""
+    seed = scenario.spec.dataset.seed if seed is None else seed
+    substrate_file = draw_substrate(scenario, np.random.default_rng([seed, SUBSTRATE_STREAM]))
+    substrate = Substrate(substrate_file)
+    splits = {"train": scenario.spec.dataset.train, "test": scenario.spec.dataset.test}
+    manifest = Manifest(
+        scenario=scenario.name,
+        scenario_hash=scenario.content_hash(),
+        seed=seed,
+        hours=scenario.hours,
+        working_until_hour=scenario.spec.time.working_until_hour,
+        splits=splits,
+        objective=scenario.spec.objective.model_dump(),
+        reward=scenario.spec.reward.model_dump(),
+    )
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        (staging / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1) + "\n")
+        (staging / "scenario.yaml").write_text(scenario.to_yaml())
+        (staging / "substrate.json").write_text(json.dumps(substrate.to_dict(), indent=1) + "\n")
+        total = sum(splits.values())
+        with tqdm(total=total, desc=f"generating {scenario.name}", unit="workload", disable=not progress or None) as bar:
+            for split, count in splits.items():
+
+                def lines(split: str = split, count: int = count) -> Iterator[str]:
+                    for i in range(count):
+                        workload = generate_workload(scenario, substrate, i, workload_rng(seed, split, i))
+                        bar.update()
+                        yield json.dumps(workload_to_dict(workload, substrate), separators=(",", ":"))
+
+                _write_gzip_lines(staging / f"{split}.jsonl.gz", lines())
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Dataset(out)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SREM_CACHE", Path.home() / ".cache" / "srem"))
+
+
+def default_dataset(scenario: Scenario, progress: bool = True) -> Dataset:
+    """The scenario's default dataset, generated on first use and cached under $SREM_CACHE (~/.cache/srem)."""
+    path = cache_root() / "datasets" / f"{scenario.name}-{scenario.content_hash()[:12]}-seed{scenario.spec.dataset.seed}"
+    if (path / "manifest.json").exists():
+        try:
+            return Dataset(path)
+        except SremError:
+            pass
+    return generate_dataset(scenario, path, progress=progress)

@@ -1,0 +1,221 @@
+"""Scenario files: every parameter of the model (docs/model.md), validated for types, units and ranges.
+
+A scenario is YAML. Keys carry their unit in their name (`_mb`, `_gbps`, `_ms`, ...); a `[low, high]`
+pair is a range that the dataset generator draws from uniformly. Unknown keys are rejected by name.
+Presets live in controller/scenarios/ (`paper`, `small`, `large`); `srem scenario show NAME` prints one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from controller.errors import ConfigError
+from controller.model.topology import Topology, load_topology
+from controller.validation import read_yaml, validate
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def _ordered(pair: tuple[float, float]) -> tuple[float, float]:
+    if pair[0] > pair[1]:
+        raise ValueError(f"range low {pair[0]} is above high {pair[1]}")
+    return pair
+
+
+Range = Annotated[tuple[NonNegativeFloat, NonNegativeFloat], AfterValidator(_ordered)]
+"""[low, high], both >= 0, low <= high; drawn uniformly."""
+PositiveRange = Annotated[tuple[PositiveFloat, PositiveFloat], AfterValidator(_ordered)]
+IntRange = Annotated[tuple[PositiveInt, PositiveInt], AfterValidator(_ordered)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkParams(_Section):
+    topology: str = "paper"
+    """A built-in topology name or a topology file path (relative to the scenario file)."""
+    link_price_per_gb: Range = (0.001, 0.004)
+    """p_uv: price per GB carried, proportional to the link's bandwidth across this range."""
+    controller_link_gbps: PositiveFloat = 50.0
+    controller_link_price_per_gb: NonNegativeFloat = 0.005
+
+
+class ServerParams(_Section):
+    storage_gb: PositiveRange = (8.0, 16.0)
+    price_per_gb: Range = (0.01, 0.02)
+    processing_delay_ms_per_mb: Range = (0.2, 0.4)
+
+
+class SwitchParams(_Section):
+    local_memory_mb: PositiveRange = (20.0, 40.0)
+    external_memory_mb: PositiveRange = (500.0, 1000.0)
+    rdma_table_mb: PositiveRange | None = None
+    """T_w; null means the same as the switch's local memory (the paper)."""
+    rdma_index_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
+    """Size of an EM-hosted instance's RDMA-table index entry, as a fraction of s_f."""
+    lm_price_per_mb: Range = (0.001, 0.002)
+    em_discount_per_mb: Range = (0.0002, 0.0005)
+    """p^E_w = p^L_w minus this (EM is cheaper than LM); clipped at 0."""
+    processing_delay_ms_per_mb: Range = (0.001, 0.005)
+    rdma_access_delay_ns: Range = (1000.0, 2000.0)
+
+
+class VnfTypeParams(_Section):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    storage_mb: PositiveRange
+    instances: PositiveInt = 2
+    server_capacity_mbps: PositiveRange = (500.0, 2000.0)
+    switch_capacity_gbps: PositiveFloat = 100.0
+    rdma_accesses: IntRange = (1, 4)
+    """n_f: RDMA reads per lookup of this type's table in external memory."""
+    programming_factor: PositiveFloat = 1.0
+    """pi_f = programming_factor * s_f: control traffic (MB) to program the type into a switch."""
+
+
+class PeriodParams(_Section):
+    rate_mbps: PositiveRange
+    deadline_ms: PositiveRange
+
+
+class RequestParams(_Section):
+    per_instance: PositiveInt = 90
+    chain_length: IntRange = (1, 4)
+    endpoints: Literal["any-switch", "edge"] = "any-switch"
+    working_hours: PeriodParams = PeriodParams(rate_mbps=(50.0, 250.0), deadline_ms=(10.0, 30.0))
+    evening: PeriodParams = PeriodParams(rate_mbps=(0.1, 0.5), deadline_ms=(50.0, 100.0))
+
+
+class TimeParams(_Section):
+    start_hour: Annotated[int, Field(ge=0, le=23)] = 10
+    end_hour: Annotated[int, Field(ge=1, le=24)] = 22
+    step_hours: PositiveInt = 2
+    working_until_hour: Annotated[int, Field(ge=0, le=24)] = 16
+
+
+class DatasetParams(_Section):
+    train: Annotated[int, Field(ge=0)] = 1200
+    test: Annotated[int, Field(ge=0)] = 300
+    seed: Annotated[int, Field(ge=0)] = 1
+
+
+class ObjectiveParams(_Section):
+    """a1, a2, a3 of eq. 1."""
+
+    it: NonNegativeFloat = 1.0
+    bandwidth: NonNegativeFloat = 1.0
+    reconfiguration: NonNegativeFloat = 1.0
+
+
+class RewardParams(_Section):
+    """w1, w2 of eq. 20."""
+
+    acceptance: NonNegativeFloat = 1.0
+    cost: NonNegativeFloat = 0.1
+
+
+class ScenarioSpec(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    network: NetworkParams = NetworkParams()
+    servers: ServerParams = ServerParams()
+    switches: SwitchParams = SwitchParams()
+    vnfs: list[VnfTypeParams] = Field(min_length=1)
+    requests: RequestParams = RequestParams()
+    time: TimeParams = TimeParams()
+    dataset: DatasetParams = DatasetParams()
+    objective: ObjectiveParams = ObjectiveParams()
+    reward: RewardParams = RewardParams()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario with its topology loaded."""
+
+    spec: ScenarioSpec
+    topology: Topology
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def hours(self) -> list[int]:
+        """Start hour of every step, e.g. [10, 12, 14, 16, 18, 20]."""
+        t = self.spec.time
+        return list(range(t.start_hour, t.end_hour, t.step_hours))
+
+    @property
+    def step_seconds(self) -> float:
+        return self.spec.time.step_hours * 3600.0
+
+    def is_working_hour(self, hour: int) -> bool:
+        return hour < self.spec.time.working_until_hour
+
+    def content_hash(self) -> str:
+        """SHA-256 over the validated parameters and the topology's content: equal hashes, equal model."""
+        doc = {"scenario": self.spec.model_dump(mode="json"), "topology": self.topology.to_dict()}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False)
+
+
+def check_consistency(spec: ScenarioSpec, where: str) -> None:
+    """Rules across keys that a single field's type cannot express."""
+    names = [v.name for v in spec.vnfs]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise ConfigError(f"duplicate VNF type {name!r}", where=where, key=f"vnfs[{i}].name")
+    if spec.requests.chain_length[1] > len(names):
+        raise ConfigError(
+            f"chains of up to {spec.requests.chain_length[1]} distinct types, but only {len(names)} VNF types",
+            where=where,
+            key="requests.chain_length",
+        )
+    t = spec.time
+    if t.start_hour >= t.end_hour:
+        raise ConfigError(f"start hour {t.start_hour} is not before end hour {t.end_hour}", where=where, key="time.end_hour")
+    if (t.end_hour - t.start_hour) % t.step_hours:
+        raise ConfigError(f"{t.start_hour}:00-{t.end_hour}:00 is not a whole number of {t.step_hours} h steps", where=where, key="time.step_hours")
+
+
+def scenario_from_dict(data: Any, where: str, base_dir: Path | None = None) -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError("a scenario is a YAML mapping", where=where)
+    spec = validate(ScenarioSpec, data, where)
+    check_consistency(spec, where)
+    try:
+        topology = load_topology(spec.network.topology, base_dir)
+    except ConfigError as exc:
+        if exc.where == spec.network.topology:
+            raise ConfigError(exc.message, where=where, key="network.topology") from None
+        raise
+    switches = {s.name for s in topology.spec.switches if s.role == "edge"}
+    if spec.requests.endpoints == "edge" and len(switches) < 2:
+        raise ConfigError("endpoints: edge needs at least two edge switches in the topology", where=where, key="requests.endpoints")
+    return Scenario(spec=spec, topology=topology, source=where)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A preset name (`paper`, `small`, `large`) or a YAML file path."""
+    if name_or_path in preset_names():
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise ConfigError(f"no preset or file of that name (presets: {', '.join(preset_names())})", where=name_or_path)
+    return scenario_from_dict(read_yaml(path), str(path), path.parent)

@@ -1,0 +1,107 @@
+"""A workload: one day of SFC requests with the initial placement and assignment (one train or test instance).
+
+`generate_workload` draws one from a scenario: requests with random ordered chains of distinct VNF
+types between random switches, their rate and deadline per step from the working-hours or evening
+ranges; the initial placement puts every VNF instance on the cheapest server with room; the initial
+assignment maps each VNF of a request to a random instance of its type with room for its traffic in
+the first step (to the one with the most room left when none has enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.model.scenario import Scenario
+from controller.model.substrate import HostKind, Substrate
+
+Placement = tuple[int, ...]
+"""Host index of every VNF instance (eq. 8: exactly one host each)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    chain: tuple[int, ...]
+    """VNF type indices in chain order."""
+    source: int
+    target: int
+    rate_mbps: tuple[float, ...]
+    """lambda_r(t), one per step."""
+    deadline_ms: tuple[float, ...]
+    """D_r(t), one per step."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: int
+    requests: tuple[Request, ...]
+    initial_placement: Placement
+    assignment: tuple[tuple[int, ...], ...]
+    """Instance index for every VNF of every request, in chain order; kept across steps (eq. 9)."""
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.requests[0].rate_mbps) if self.requests else 0
+
+
+def cheapest_server_placement(substrate: Substrate) -> Placement:
+    """Every instance on the cheapest server (price per GB) that still has storage for it."""
+    servers = sorted((h for h in substrate.hosts if h.kind is HostKind.SERVER), key=lambda h: (h.price, h.index))
+    free = {h.index: h.storage_mb for h in servers}
+    placement = []
+    for inst in substrate.instances:
+        size = inst.type.storage_mb
+        host = next((h.index for h in servers if free[h.index] >= size), None)
+        if host is None:
+            raise ValueError(f"no server has room for {inst.name} ({size} MB)")
+        free[host] -= size
+        placement.append(host)
+    return tuple(placement)
+
+
+def random_assignment(
+    substrate: Substrate, requests: list[Request], placement: Placement, step: int, rng: np.random.Generator
+) -> tuple[tuple[int, ...], ...]:
+    """Each VNF to a random instance of its type with room for the request's rate at `step`."""
+    room = [substrate.instance_capacity_mbps(k, placement[k]) for k in range(len(substrate.instances))]
+    assignment = []
+    for req in requests:
+        rate = req.rate_mbps[step]
+        chosen = []
+        for vtype in req.chain:
+            candidates = substrate.instances_of_type[vtype]
+            fitting = [k for k in candidates if room[k] >= rate]
+            if fitting:
+                k = fitting[int(rng.integers(len(fitting)))]
+            else:
+                k = max(candidates, key=lambda c: (room[c], -c))
+            room[k] -= rate
+            chosen.append(k)
+        assignment.append(tuple(chosen))
+    return tuple(assignment)
+
+
+def endpoint_nodes(scenario: Scenario, substrate: Substrate) -> list[int]:
+    if scenario.spec.requests.endpoints == "edge":
+        return [i for i, role in enumerate(substrate.switch_roles) if role == "edge"]
+    return list(range(substrate.num_switches))
+
+
+def generate_workload(scenario: Scenario, substrate: Substrate, workload_id: int, rng: np.random.Generator) -> Workload:
+    spec = scenario.spec.requests
+    endpoints = endpoint_nodes(scenario, substrate)
+    num_types = len(substrate.vnf_types)
+    periods = [spec.working_hours if scenario.is_working_hour(h) else spec.evening for h in scenario.hours]
+    requests = []
+    for rid in range(spec.per_instance):
+        length = int(rng.integers(spec.chain_length[0], spec.chain_length[1] + 1))
+        chain = tuple(int(t) for t in rng.permutation(num_types)[:length])
+        source, target = (int(endpoints[i]) for i in rng.choice(len(endpoints), size=2, replace=False))
+        rates = tuple(round(float(rng.uniform(*p.rate_mbps)), 4) for p in periods)
+        deadlines = tuple(round(float(rng.uniform(*p.deadline_ms)), 3) for p in periods)
+        requests.append(Request(rid, chain, source, target, rates, deadlines))
+    placement = cheapest_server_placement(substrate)
+    assignment = random_assignment(substrate, requests, placement, 0, rng)
+    return Workload(workload_id, tuple(requests), placement, assignment)

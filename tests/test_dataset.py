@@ -1,0 +1,119 @@
+"""The dataset generator and its on-disk format."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+
+import pytest
+
+from controller.errors import DatasetError
+from controller.model.dataset import Dataset, generate_dataset
+from controller.model.scenario import load_scenario
+from controller.model.substrate import HostKind
+
+
+def _files(path):
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    small = load_scenario("small")
+    a = generate_dataset(small, tmp_path / "a", seed=7, progress=False)
+    b = generate_dataset(small, tmp_path / "b", seed=7, progress=False)
+    c = generate_dataset(small, tmp_path / "c", seed=8, progress=False)
+    assert _files(a.path) == _files(b.path)
+    assert _files(a.path)["test.jsonl.gz"] != _files(c.path)["test.jsonl.gz"]
+    assert set(_files(a.path)) == {"manifest.json", "scenario.yaml", "substrate.json", "train.jsonl.gz", "test.jsonl.gz"}
+
+
+def test_paper_dataset_shape(paper_dataset):
+    scenario = load_scenario("paper")
+    m = paper_dataset.manifest
+    assert m.splits == {"train": 1200, "test": 300}
+    assert paper_dataset.hours == [10, 12, 14, 16, 18, 20]
+    assert m.scenario_hash == scenario.content_hash()
+    sub = paper_dataset.substrate
+    assert len(sub.instances) == 8 and len(sub.hosts) == 12 + 2 * 10
+    assert sum(1 for _ in paper_dataset.workloads("train")) == 1200
+    spec = scenario.spec.requests
+    for wl in paper_dataset.test:
+        assert len(wl.requests) == 90
+        for r, instances in zip(wl.requests, wl.assignment):
+            assert 1 <= len(r.chain) <= 4 and len(set(r.chain)) == len(r.chain)
+            assert r.source != r.target and max(r.source, r.target) < sub.num_switches
+            assert [sub.instances[k].type.index for k in instances] == list(r.chain)
+            for step, hour in enumerate(paper_dataset.hours):
+                period = spec.working_hours if hour < 16 else spec.evening
+                assert period.rate_mbps[0] <= r.rate_mbps[step] <= period.rate_mbps[1]
+                assert period.deadline_ms[0] <= r.deadline_ms[step] <= period.deadline_ms[1]
+
+
+def test_initial_placement_is_the_cheapest_server_with_room(paper_dataset):
+    sub = paper_dataset.substrate
+    wl = paper_dataset.test[0]
+    servers = [h for h in sub.hosts if h.kind is HostKind.SERVER]
+    cheapest = min(servers, key=lambda h: h.price)
+    assert all(sub.hosts[h].kind is HostKind.SERVER for h in wl.initial_placement)
+    assert set(wl.initial_placement) == {cheapest.index}  # 8 instances of < 1 GB fit on any server
+
+
+def test_initial_assignment_respects_capacity_where_it_can(small_dataset):
+    sub = small_dataset.substrate
+    for wl in small_dataset.test:
+        load = [0.0] * len(sub.instances)
+        for r, instances in zip(wl.requests, wl.assignment):
+            for k in instances:
+                fitting = [c for c in sub.instances_of_type[sub.instances[k].type.index]
+                           if load[c] + r.rate_mbps[0] <= sub.instance_capacity_mbps(c, wl.initial_placement[c])]
+                assert not fitting or k in fitting
+                load[k] += r.rate_mbps[0]
+
+
+def _copy(small_dataset, tmp_path):
+    target = tmp_path / "ds"
+    shutil.copytree(small_dataset.path, target)
+    return target
+
+
+def test_dataset_of_another_format_version_is_refused(small_dataset, tmp_path):
+    path = _copy(small_dataset, tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["version"] = 99
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError) as err:
+        Dataset(path)
+    assert err.value.where == str(path / "manifest.json") and err.value.key == "version"
+    assert "99" in err.value.message
+
+
+def test_request_naming_an_unknown_vnf_type_is_refused(small_dataset, tmp_path):
+    path = _copy(small_dataset, tmp_path)
+    with gzip.open(path / "test.jsonl.gz", "rt") as f:
+        lines = f.read().splitlines()
+    first = json.loads(lines[1])
+    first["requests"][3]["chain"][0] = "teleporter"
+    lines[1] = json.dumps(first)
+    with gzip.open(path / "test.jsonl.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as err:
+        Dataset(path).split("test")
+    assert err.value.where == str(path / "test.jsonl.gz")
+    assert err.value.key == "line 2: requests[3].chain[0]"
+    assert "unknown VNF type 'teleporter'" in err.value.message
+
+
+def test_generation_failure_leaves_the_old_dataset(small_dataset, tmp_path, monkeypatch):
+    path = _copy(small_dataset, tmp_path)
+    before = _files(path)
+    import controller.model.dataset as ds
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ds, "generate_workload", boom)
+    with pytest.raises(RuntimeError):
+        generate_dataset(load_scenario("small"), path, progress=False)
+    assert _files(path) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]
