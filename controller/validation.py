@@ -37,13 +37,19 @@ def validate(model: type[M], data: Any, where: str | Path) -> M:
         raise ConfigError(message, where=where, key=key_path(tuple(first["loc"])) or None) from None
 
 
-def read_yaml(path: Path) -> Any:
+def read_text(path: Path) -> str:
     try:
-        return yaml.safe_load(path.read_text())
+        return path.read_text()
     except FileNotFoundError:
         raise ConfigError("no such file", where=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", where=path) from None
+
+
+def read_yaml(path: Path) -> Any:
+    text = read_text(path)
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark is not None else None
@@ -52,11 +58,8 @@ def read_yaml(path: Path) -> Any:
 
 
 def read_json(path: Path) -> Any:
+    text = read_text(path)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("no such file", where=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", where=path) from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"malformed JSON: {exc.msg}", where=path, key=f"line {exc.lineno}") from None
