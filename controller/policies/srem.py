@@ -1,0 +1,52 @@
+"""`srem[:PATH]`: the trained SR-EM policy (no training code runs): features -> per-instance Q-networks -> filters.
+
+Without a path it loads the policy shipped for the `paper` scenario (controller/policies/trained/).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from controller.model.dataset import Dataset
+from controller.model.substrate import Substrate
+from controller.model.workload import Placement, Workload
+from controller.policies.base import Observation, Policy, register
+from controller.rl.checkpoint import load_checkpoint
+from controller.rl.features import StateEncoder, offered_demand_mbps
+from controller.rl.training import Agent, TrainConfig
+
+SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-hybrid.pt"
+
+
+class TrainedPolicy(Policy):
+    """A policy backed by a checkpoint of the per-instance networks; bound to a dataset when it is evaluated."""
+
+    def __init__(self, arg: str | None = None) -> None:
+        self.path = Path(arg) if arg else SHIPPED
+        self.agent: Agent | None = None
+        self.demand: np.ndarray | None = None
+
+    def bind(self, dataset: Dataset) -> None:
+        doc = load_checkpoint(self.path, dataset)
+        config = TrainConfig(**{**doc["config"], "host_kinds": tuple(doc["config"]["host_kinds"])})
+        self.encoder = StateEncoder(dataset.substrate, len(dataset.hours))
+        self.agent = Agent(dataset, config, self.encoder.size)
+        self.agent.net.load_state_dict(doc["state_dict"])
+        self.agent.net.eval()
+        torch.set_grad_enabled(False)
+
+    def reset(self, substrate: Substrate, workload: Workload) -> None:
+        self.demand = offered_demand_mbps(substrate, workload)
+
+    def decide(self, observation: Observation) -> Placement:
+        assert self.agent is not None and self.demand is not None, "bind() the policy to a dataset first"
+        state = self.encoder.encode(self.demand, observation.step, observation.working_hours, observation.placement, observation.last)
+        return self.agent.act(state)
+
+
+@register("srem")
+class SremPolicy(TrainedPolicy):
+    pass

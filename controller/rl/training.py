@@ -1,0 +1,226 @@
+"""Trains the per-instance Q-networks with epsilon-greedy Q-learning (section V-B), or double DQN (DDQN-CM).
+
+Each environment step is one transition (state, placement, reward, next state). The target of
+instance k's output for its chosen host is the Bellman target r + gamma * max_h Q_k(s', h), the
+maximum taken over the hosts the filters allow; the loss is the squared error averaged over the
+instances. Transitions go through a replay memory and a target network (as in Mnih et al. 2015,
+the paper's [14]). Exploration: with probability epsilon a random placement through the filters,
+else the best; epsilon decays linearly to its final value (2%) at the last episode.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from controller.errors import SremError
+from controller.model.dataset import Dataset
+from controller.model.substrate import HostKind
+from controller.rl.checkpoint import load_checkpoint, save_checkpoint
+from controller.rl.env import RewardFn, SremEnv
+from controller.rl.filters import choose_placement, placement_order, static_mask
+from controller.rl.network import PlacementQNetwork
+
+Variant = Literal["hybrid", "static", "dynamic", "none"]
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "hybrid": (True, True),
+    "static": (True, False),
+    "dynamic": (False, True),
+    "none": (False, False),
+}
+"""variant -> (static filter, dynamic filter)."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters; the defaults are the paper's where it gives them (learning rate, discount, 2% final epsilon)."""
+
+    variant: Variant = "hybrid"
+    episodes: int = 12000
+    learning_rate: float = 0.2
+    discount: float = 0.3
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.02
+    hidden: int = 64
+    batch_size: int = 32
+    replay_size: int = 20000
+    target_sync_steps: int = 250
+    gradient_clip: float = 1.0
+    double_q: bool = False
+    host_kinds: tuple[str, ...] = ("SERVER", "LM", "EM")
+    seed: int = 0
+    checkpoint_every: int = 1000
+
+    def filters(self) -> tuple[bool, bool]:
+        return VARIANTS[self.variant]
+
+    def allowed_kinds(self) -> tuple[HostKind, ...]:
+        return tuple(HostKind[k] for k in self.host_kinds)
+
+
+def connectivity(dataset: Dataset, config: TrainConfig) -> np.ndarray:
+    """Which outputs exist: the static filter's mask when it is on, else every host of an allowed kind."""
+    use_static, _ = config.filters()
+    if use_static:
+        return static_mask(dataset.substrate, config.allowed_kinds())
+    kinds = np.array([h.kind in config.allowed_kinds() for h in dataset.substrate.hosts])
+    return np.broadcast_to(kinds, (len(dataset.substrate.instances), len(kinds))).copy()
+
+
+class Agent:
+    """The networks and the way they pick placements; shared by training and the deployed `srem` policy."""
+
+    def __init__(self, dataset: Dataset, config: TrainConfig, num_features: int) -> None:
+        self.config = config
+        sub = dataset.substrate
+        self.mask = connectivity(dataset, config)
+        self.eligible = self.mask & static_mask(sub, config.allowed_kinds())
+        self.net = PlacementQNetwork(num_features, self.mask, config.hidden)
+        self.sizes = np.array([i.type.storage_mb for i in sub.instances])
+        self.host_storage = np.array([h.storage_mb for h in sub.hosts])
+        self.order = placement_order(sub)
+        self.dynamic = config.filters()[1]
+
+    def eligible_for_random(self) -> np.ndarray:
+        """Exploration without the static filter explores every host of an allowed kind, as the paper's 'none' does."""
+        return self.mask if not self.config.filters()[0] else self.eligible
+
+    @torch.no_grad()
+    def q_values(self, state: np.ndarray) -> np.ndarray:
+        return self.net(torch.as_tensor(state).unsqueeze(0))[0].numpy()
+
+    def act(self, state: np.ndarray, rng: np.random.Generator | None = None) -> tuple[int, ...]:
+        """The best placement through the filters, or a random one when `rng` is given (exploration)."""
+        scores = self.q_values(state) if rng is None else np.zeros(self.mask.shape)
+        eligible = self.eligible_for_random() if rng is not None else self.mask
+        return choose_placement(scores, eligible, self.sizes, self.host_storage, self.order, self.dynamic, rng)
+
+
+@dataclass
+class TrainingRun:
+    rewards: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _next_state_mask(agent: Agent, next_placement: tuple[int, ...]) -> np.ndarray:
+    """Hosts the dynamic filter would allow in the next state (for the max of the Bellman target)."""
+    if not agent.dynamic:
+        return agent.mask
+    used = np.bincount(np.asarray(next_placement), weights=agent.sizes, minlength=len(agent.host_storage))
+    free = agent.host_storage - used
+    own = np.zeros_like(agent.mask, dtype=float)
+    own[np.arange(len(next_placement)), np.asarray(next_placement)] = agent.sizes
+    room = (free[None, :] + own) >= agent.sizes[:, None] - 1e-9
+    allowed = agent.mask & room
+    return np.where(allowed.any(axis=1, keepdims=True), allowed, agent.mask)
+
+
+def train(
+    dataset: Dataset,
+    config: TrainConfig,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    reward_fn: RewardFn | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+) -> tuple[Agent, TrainingRun]:
+    """Train for `config.episodes` episodes (continuing a checkpoint with `resume`); checkpoint as it goes."""
+    if config.variant not in VARIANTS:
+        raise SremError(f"unknown variant {config.variant!r} (known: {', '.join(VARIANTS)})", where="--variant")
+    rng = _seed_everything(config.seed)
+    env = SremEnv(dataset, "train", reward_fn, limit)
+    agent = Agent(dataset, config, env.encoder.size)
+    target = PlacementQNetwork(env.encoder.size, agent.mask, config.hidden)
+    optimizer = torch.optim.SGD(agent.net.parameters(), lr=config.learning_rate)
+    run = TrainingRun()
+    start_episode = 0
+    if resume and checkpoint is not None and checkpoint.exists():
+        doc = load_checkpoint(checkpoint, dataset)
+        if doc["config"] != _config_doc(config, exclude_episodes=True) | {"episodes": doc["config"]["episodes"]}:
+            raise SremError("checkpoint was trained with another configuration; start afresh or use the same flags", where=checkpoint)
+        agent.net.load_state_dict(doc["state_dict"])
+        target.load_state_dict(doc["target"])
+        optimizer.load_state_dict(doc["optimizer"])
+        run.rewards = list(doc["rewards"])
+        start_episode = int(doc["episode"])
+        rng = np.random.default_rng([config.seed, start_episode])
+    else:
+        target.load_state_dict(agent.net.state_dict())
+    env.reset(seed=int(rng.integers(2**31)))
+
+    memory: deque = deque(maxlen=config.replay_size)
+    steps = 0
+    started = time.perf_counter()
+    span = max(config.episodes - 1, 1)
+    for episode in tqdm(range(start_episode, config.episodes), desc=f"training {config.variant}", unit="episode",
+                        initial=start_episode, total=config.episodes, disable=not progress or None):
+        epsilon = config.epsilon_start + (config.epsilon_end - config.epsilon_start) * min(episode / span, 1.0)
+        state, _ = env.reset()
+        total, done = 0.0, False
+        while not done:
+            explore = rng.random() < epsilon
+            action = agent.act(state, rng if explore else None)
+            next_state, reward, done, _, _ = env.step(action)
+            memory.append((state, action, reward, next_state, done, _next_state_mask(agent, action)))
+            state = next_state
+            total += reward
+            steps += 1
+            if len(memory) >= config.batch_size:
+                _learn(agent, target, optimizer, memory, rng, config)
+            if steps % config.target_sync_steps == 0:
+                target.load_state_dict(agent.net.state_dict())
+        run.rewards.append(total)
+        if checkpoint is not None and ((episode + 1) % config.checkpoint_every == 0 or episode + 1 == config.episodes):
+            save_checkpoint(checkpoint, dataset, {
+                "config": _config_doc(config), "episode": episode + 1, "state_dict": agent.net.state_dict(),
+                "target": target.state_dict(), "optimizer": optimizer.state_dict(), "rewards": run.rewards,
+            })
+    run.seconds = time.perf_counter() - started
+    return agent, run
+
+
+def _config_doc(config: TrainConfig, exclude_episodes: bool = False) -> dict:
+    doc = asdict(config)
+    doc["host_kinds"] = list(config.host_kinds)
+    if exclude_episodes:
+        doc.pop("episodes")
+    return doc
+
+
+def _learn(agent: Agent, target: PlacementQNetwork, optimizer: torch.optim.Optimizer, memory: deque,
+           rng: np.random.Generator, config: TrainConfig) -> None:
+    batch = [memory[i] for i in rng.integers(len(memory), size=config.batch_size)]
+    states = torch.as_tensor(np.stack([b[0] for b in batch]))
+    actions = torch.as_tensor(np.array([b[1] for b in batch]), dtype=torch.long)
+    rewards = torch.as_tensor([b[2] for b in batch], dtype=torch.float32)
+    next_states = torch.as_tensor(np.stack([b[3] for b in batch]))
+    not_done = torch.as_tensor([0.0 if b[4] else 1.0 for b in batch])
+    next_mask = torch.as_tensor(np.stack([b[5] for b in batch]))
+    q = agent.net(states).gather(2, actions.unsqueeze(2)).squeeze(2)
+    with torch.no_grad():
+        next_target = target(next_states).masked_fill(~next_mask, float("-inf"))
+        if config.double_q:
+            best = agent.net(next_states).masked_fill(~next_mask, float("-inf")).argmax(dim=2, keepdim=True)
+            next_q = next_target.gather(2, best).squeeze(2)
+        else:
+            next_q = next_target.max(dim=2).values
+        y = rewards.unsqueeze(1) + config.discount * not_done.unsqueeze(1) * next_q
+    loss = torch.nn.functional.mse_loss(q, y)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(agent.net.parameters(), config.gradient_clip)
+    optimizer.step()
