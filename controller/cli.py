@@ -116,6 +116,31 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _emit(args, report.to_dict(), per_hour_table(report))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from controller.policies.ddqn_cm import ddqn_cm_config, ddqn_cm_reward
+    from controller.rl.training import TrainConfig, train
+
+    for flag in ("episodes", "seed"):
+        if getattr(args, flag) is not None and getattr(args, flag) < (1 if flag == "episodes" else 0):
+            raise SremError(f"out of range: {getattr(args, flag)}", where=f"--{flag}")
+    overrides = {k: v for k, v in (("episodes", args.episodes), ("seed", args.seed), ("learning_rate", args.learning_rate),
+                                   ("discount", args.discount)) if v is not None}
+    dataset = _dataset_for(args)
+    if args.agent == "ddqn-cm":
+        config, reward_fn = ddqn_cm_config(**overrides), ddqn_cm_reward
+    else:
+        config, reward_fn = TrainConfig(variant=args.variant, **overrides), None
+    out = Path(args.out or f"results/{dataset.manifest.scenario}-{args.agent if args.agent == 'ddqn-cm' else args.variant}-seed{config.seed}.pt")
+    _, run = train(dataset, config, checkpoint=out, resume=args.resume, reward_fn=reward_fn, progress=not args.quiet)
+    done = len(run.rewards)
+    tail = run.rewards[-max(done // 10, 1):]
+    document = {"checkpoint": str(out), "episodes": done, "seconds": run.seconds,
+                "episodes_per_second": run.episodes_per_second,
+                "final_reward": sum(tail) / len(tail) if tail else None, "rewards": run.rewards}
+    text = f"wrote {out}: {done} episodes, mean reward of the last tenth {document['final_reward']:.3f}, {run.seconds:.0f} s"
+    _emit(args, document, text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="srem", description="SR-EM: reconfigure service function chains across servers and P4 switch memories.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -153,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N workloads")
     p.add_argument("--csv", default=None, help="CSV output path (default: results/evaluate-SCENARIO-POLICY-SPLIT.csv)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train the SR-EM agent (or the DDQN-CM baseline); checkpoints are resumable", parents=[json_flag, quiet_flag])
+    p.add_argument("--scenario", default=None, help="preset name or scenario YAML file (default: paper)")
+    p.add_argument("--data", default=None, help="dataset directory (default: the scenario's cached dataset)")
+    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm"])
+    p.add_argument("--variant", default="hybrid", choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters")
+    p.add_argument("--episodes", type=int, default=None, help="episodes (default 12000)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None, help="default 0.2 (the paper's)")
+    p.add_argument("--discount", type=float, default=None, help="default 0.3 (the paper's)")
+    p.add_argument("--out", default=None, help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

@@ -36,7 +36,7 @@ class TrainedPolicy(Policy):
         self.agent = Agent(dataset, config, self.encoder.size)
         self.agent.net.load_state_dict(doc["state_dict"])
         self.agent.net.eval()
-        torch.set_grad_enabled(False)
+        torch.set_num_threads(1)  # one small forward pass per decision: threads only add latency
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         self.demand = offered_demand_mbps(substrate, workload)

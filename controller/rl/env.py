@@ -37,7 +37,7 @@ class SremEnv(gym.Env):
         self.encoder = StateEncoder(self.substrate, len(dataset.hours))
         weights = dataset.reward_weights
         self.reward_fn: RewardFn = reward_fn or (lambda r, ref: eq20_reward(r.acceptance_ratio, r.cost.total, ref, r.feasible, weights))
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(self.encoder.size,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(self.encoder.size,), dtype=np.float32)
         self.action_space = gym.spaces.MultiDiscrete([len(self.substrate.hosts)] * len(self.substrate.instances))
         self._reference: dict[tuple[int, int], float] = {}
         self._demand: dict[int, np.ndarray] = {}

@@ -1,4 +1,4 @@
-"""The MDP state of section V-A as a feature vector, each part scaled to about [-1, 1].
+"""The MDP state of section V-A as a feature vector, each part scaled into [-1, 1].
 
 In paper order: (i) remaining storage of servers, (ii) of EMs and LMs, (iii) remaining processing
 capacity of every instance, (iv) per node the remaining bandwidth of its adjacent links, (v) the
@@ -55,7 +55,7 @@ class StateEncoder:
     def encode(self, demand: np.ndarray, step: int, working_hours: bool, placement: Placement, last: StepResult | None) -> np.ndarray:
         """`demand` is offered_demand_mbps(...) of the workload; `last` the previous step's evaluation, if any."""
         p = np.asarray(placement)
-        storage = self.remaining_storage(placement) / self.host_storage
+        storage = np.clip(self.remaining_storage(placement) / self.host_storage, -1.0, 1.0)
         cap = self.capacity[np.arange(len(p)), p]
         instance_room = np.clip((cap - demand[step]) / cap, -1.0, 1.0)
         link_load = np.asarray(last.link_load_mbps) if last is not None else np.zeros_like(self.link_capacity)

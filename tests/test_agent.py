@@ -1,0 +1,153 @@
+"""The SR-EM agent: filtered networks, filters, environment, training, checkpoints, and the baselines' storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.errors import SremError
+from controller.evaluation import run_day
+from controller.model.constraints import storage_violations
+from controller.model.evaluator import StepEvaluator
+from controller.policies import make_policy
+from controller.rl.env import SremEnv
+from controller.rl.filters import choose_placement, placement_order, static_mask
+from controller.rl.network import PlacementQNetwork
+from controller.rl.training import TrainConfig, connectivity, train
+
+
+def test_static_filter_removes_weights(small_dataset):
+    sub = small_dataset.substrate
+    mask = static_mask(sub)
+    assert 0 < mask.sum() < mask.size  # large types cannot live in any LM
+    features, hidden = 50, 16
+    filtered = PlacementQNetwork(features, mask, hidden)
+    full = PlacementQNetwork(features, np.ones_like(mask), hidden)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    per_output = hidden + 1
+    assert count(full) - count(filtered) == (mask.size - mask.sum()) * per_output
+    assert count(filtered) == mask.shape[0] * (features * hidden + hidden) + int(mask.sum()) * per_output
+
+
+def test_batched_networks_equal_one_network_per_instance(small_dataset):
+    mask = static_mask(small_dataset.substrate)
+    torch.manual_seed(0)
+    net = PlacementQNetwork(10, mask, 8)
+    x = torch.randn(3, 10)
+    q = net(x)
+    for k in range(mask.shape[0]):
+        h = torch.relu(x @ net.w1[k] + net.b1[k])
+        rows = net.index[k][mask[k]]
+        expected = h @ net.w2[rows].T + net.b2[rows]
+        assert torch.allclose(q[:, k, torch.as_tensor(mask[k])], expected, atol=1e-6)
+        assert torch.isinf(q[:, k, torch.as_tensor(~mask[k])]).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_filters_never_choose_an_infeasible_host(small_dataset, data):
+    sub = small_dataset.substrate
+    mask = static_mask(sub)
+    sizes = np.array([i.type.storage_mb for i in sub.instances])
+    storage = np.array([h.storage_mb for h in sub.hosts])
+    scores = np.array(data.draw(st.lists(st.floats(-1e6, 1e6), min_size=mask.size, max_size=mask.size))).reshape(mask.shape)
+    scores = np.where(mask, scores, -np.inf)
+    explore = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))) if explore else None
+    placement = choose_placement(scores, mask, sizes, storage, placement_order(sub), True, rng)
+    assert all(mask[k, h] for k, h in enumerate(placement))
+    assert storage_violations(sub, placement) == {}
+
+
+def test_environment_passes_gymnasiums_checker(small_dataset):
+    env = SremEnv(small_dataset, "train", limit=5)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=1)
+    total_steps = 0
+    done = False
+    while not done:
+        obs, reward, done, _, info = env.step(env.action_space.sample())
+        total_steps += 1
+        assert "result" in info and np.isfinite(reward)
+    assert total_steps == len(small_dataset.hours)
+
+
+def test_reward_of_keeping_the_initial_placement_is_eq20(small_dataset):
+    env = SremEnv(small_dataset, "train", limit=3)
+    env.reset(options={"workload": 0})
+    _, reward, _, _, info = env.step(env.workload.initial_placement)
+    w = small_dataset.reward_weights
+    assert reward == pytest.approx(w.acceptance * info["result"].acceptance_ratio - w.cost * 1.0)
+
+
+def test_short_training_improves_and_is_deterministic(small_dataset):
+    config = TrainConfig(episodes=240, seed=3, hidden=32)
+    _, first = train(small_dataset, config, progress=False)
+    _, again = train(small_dataset, config, progress=False)
+    assert first.rewards == again.rewards
+    early, late = np.mean(first.rewards[:40]), np.mean(first.rewards[-40:])
+    assert late > early + 0.1, (early, late)
+
+
+def test_variants_change_the_output_layer(small_dataset):
+    cut = connectivity(small_dataset, TrainConfig(variant="static"))
+    full = connectivity(small_dataset, TrainConfig(variant="dynamic"))
+    servers_only = connectivity(small_dataset, TrainConfig(variant="none", host_kinds=("SERVER",)))
+    assert cut.sum() < full.sum() == full.size
+    assert servers_only.sum() == len(small_dataset.substrate.instances) * small_dataset.substrate.num_servers
+
+
+@pytest.fixture(scope="module")
+def small_checkpoints(small_dataset, tmp_path_factory):
+    from controller.policies.ddqn_cm import ddqn_cm_config, ddqn_cm_reward
+
+    out = tmp_path_factory.mktemp("ck")
+    train(small_dataset, TrainConfig(episodes=30, hidden=16), checkpoint=out / "srem.pt", progress=False)
+    train(small_dataset, ddqn_cm_config(episodes=30, hidden=16), checkpoint=out / "ddqn.pt", reward_fn=ddqn_cm_reward, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("name", ["random", "lag", "srem", "ddqn-cm", "static"])
+def test_no_policy_violates_storage(small_dataset, small_checkpoints, name):
+    spec = {"srem": f"srem:{small_checkpoints / 'srem.pt'}", "ddqn-cm": f"ddqn-cm:{small_checkpoints / 'ddqn.pt'}"}.get(name, name)
+    policy = make_policy(spec)
+    if hasattr(policy, "bind"):
+        policy.bind(small_dataset)
+    evaluator = StepEvaluator(small_dataset.substrate)
+    for workload in small_dataset.test:
+        for result in run_day(evaluator, small_dataset, workload, policy):
+            assert result.feasible, result.violations
+            if name == "ddqn-cm":
+                assert all(small_dataset.substrate.hosts[h].kind == 0 for h in result.placement)
+            if name == "lag":
+                assert all(small_dataset.substrate.hosts[h].kind != 2 for h in result.placement)
+
+
+def test_checkpoint_for_another_scenario_is_refused(small_checkpoints, paper_dataset):
+    policy = make_policy(f"srem:{small_checkpoints / 'srem.pt'}")
+    with pytest.raises(SremError) as err:
+        policy.bind(paper_dataset)
+    text = str(err.value)
+    assert "scenario small" in text and "scenario paper" in text
+    assert paper_dataset.manifest.scenario_hash[:12] in text
+
+
+def test_corrupt_checkpoint_is_refused(small_dataset, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02garbage" * 10)
+    with pytest.raises(SremError, match="not a readable checkpoint") as err:
+        make_policy(f"srem:{bad}").bind(small_dataset)
+    assert err.value.where == str(bad)
+
+
+def test_resume_continues_where_it_stopped(small_dataset, tmp_path):
+    path = tmp_path / "r.pt"
+    _, first = train(small_dataset, TrainConfig(episodes=20, hidden=16), checkpoint=path, progress=False)
+    _, resumed = train(small_dataset, TrainConfig(episodes=35, hidden=16), checkpoint=path, resume=True, progress=False)
+    assert resumed.start_episode == 20 and len(resumed.rewards) == 35 and resumed.rewards[:20] == first.rewards
+    with pytest.raises(SremError, match="another configuration"):
+        train(small_dataset, TrainConfig(episodes=40, hidden=16, discount=0.9), checkpoint=path, resume=True, progress=False)
