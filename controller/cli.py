@@ -141,6 +141,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     _emit(args, document, text)
 
 
+FIG6_POLICIES = {"SR-EM": "srem", "LAG": "lag", "DDQN-CM": "ddqn-cm", "RANDOM": "random", "static": "static"}
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from controller import experiments
+
+    out = Path(args.out or f"results/{args.figure}")
+    if args.figure == "fig5":
+        scenario = args.scenario or ("small" if args.quick else "paper")
+        dataset = default_dataset(load_scenario(scenario), progress=not args.quiet)
+        episodes = args.episodes or (200 if args.quick else 12000)
+        seeds = list(range(args.seeds or (2 if args.quick else 3)))
+        result = experiments.fig5(dataset, episodes, seeds, out, progress=not args.quiet)
+        document = {"out": str(out), "scenario": scenario, "episodes": episodes, "seeds": seeds,
+                    "episodes_per_second": result.episodes_per_second,
+                    "final_reward": {v: dict(zip(("mean", "std"), result.final(v))) for v in experiments.FIG5_VARIANTS}}
+        _emit(args, document, (out / "fig5.md").read_text().rstrip() + f"\nwrote {out}/fig5.csv, fig5.png, fig5.md")
+        return
+    dataset = default_dataset(load_scenario(args.scenario or "paper"), progress=not args.quiet)
+    limit = args.limit or (30 if args.quick else None)
+    reports = experiments.fig6(dataset, FIG6_POLICIES, out, limit, progress=not args.quiet)
+    document = {"out": str(out), "policies": {label: r.to_dict() for label, r in reports.items()}}
+    _emit(args, document, (out / "fig6.md").read_text().rstrip() + f"\nwrote {out}/fig6.csv, fig6a.png, fig6b.png, fig6c.png, fig6.md")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="srem", description="SR-EM: reconfigure service function chains across servers and P4 switch memories.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -191,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("experiment", help="regenerate the paper's Fig. 5 or Fig. 6 (CSV, PNG, markdown)", parents=[json_flag, quiet_flag])
+    p.add_argument("figure", choices=["fig5", "fig6"])
+    p.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
+    p.add_argument("--scenario", default=None, help="fig5: default paper (small with --quick); fig6: paper (the shipped policies are for it)")
+    p.add_argument("--episodes", type=int, default=None, help="fig5: episodes per run")
+    p.add_argument("--seeds", type=int, default=None, help="fig5: seeds per variant")
+    p.add_argument("--limit", type=int, default=None, help="fig6: test workloads")
+    p.add_argument("--out", default=None, help="output directory (default results/FIGURE)")
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up, generate the `paper` scenario's dataset (cached after the first run) and
-# evaluate the no-reconfiguration baseline over a day of the test set, printing the per-hour table.
+# The main job: set up, generate the `paper` scenario's dataset (cached after the first run), and
+# evaluate the shipped SR-EM policy against LAG, DDQN-CM, RANDOM and static over the 300 test
+# workloads, printing the per-hour comparison (Fig. 6 of the paper; CSV and plots in results/fig6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/srem evaluate --scenario paper --policy static --split test "$@"
+exec .venv/bin/srem experiment fig6 "$@"

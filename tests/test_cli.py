@@ -94,3 +94,41 @@ def test_bad_inputs_exit_non_zero_with_one_line(tmp_path):
 def test_dataset_of_another_scenario_is_refused(tmp_path, small_dataset):
     proc = srem("evaluate", "--scenario", "paper", "--data", str(small_dataset.path))
     assert_one_line_error(proc, "generated from scenario small")
+
+
+def test_train_then_evaluate_the_checkpoint(tmp_path, small_dataset):
+    ck = tmp_path / "p.pt"
+    proc = srem("train", "--scenario", "small", "--episodes", "12", "--out", str(ck), "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["episodes"] == 12 and len(doc["rewards"]) == 12 and doc["episodes_per_second"] > 0
+    ev = srem("evaluate", "--scenario", "small", "--policy", f"srem:{ck}", "--limit", "2", "--json", "--quiet", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    for hour in json.loads(ev.stdout)["per_hour"]:
+        assert hour["share_server"] + hour["share_lm"] + hour["share_em"] == pytest.approx(1.0)
+
+
+def test_checkpoint_of_another_scenario_is_one_line(tmp_path, small_dataset):
+    ck = tmp_path / "p.pt"
+    assert srem("train", "--scenario", "small", "--episodes", "3", "--out", str(ck), "--quiet").returncode == 0
+    proc = srem("evaluate", "--scenario", "paper", "--policy", f"srem:{ck}", "--limit", "1", cwd=tmp_path)
+    assert_one_line_error(proc, str(ck), "scenario small", "scenario paper")
+
+
+def test_experiment_fig6_writes_csv_plots_and_table(tmp_path, paper_dataset):
+    out = tmp_path / "fig6"
+    proc = srem("experiment", "fig6", "--limit", "3", "--out", str(out), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in out.iterdir()} == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
+    assert "| 10:00 |" in proc.stdout and "SR-EM" in proc.stdout and "DDQN-CM" in proc.stdout
+    rows = (out / "fig6.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 * 6
+
+
+def test_experiment_fig5_quick(tmp_path, small_dataset):
+    out = tmp_path / "fig5"
+    proc = srem("experiment", "fig5", "--quick", "--episodes", "20", "--out", str(out), "--json", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc["final_reward"]) == {"static", "dynamic", "hybrid"}
+    assert len((out / "fig5.csv").read_text().splitlines()) == 1 + 3 * 2 * 20
