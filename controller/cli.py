@@ -159,6 +159,15 @@ def cmd_experiment(args: argparse.Namespace) -> None:
                     "final_reward": {v: dict(zip(("mean", "std"), result.final(v))) for v in experiments.FIG5_VARIANTS}}
         _emit(args, document, (out / "fig5.md").read_text().rstrip() + f"\nwrote {out}/fig5.csv, fig5.png, fig5.md")
         return
+    if args.figure == "gap":
+        dataset = default_dataset(load_scenario(args.scenario or "small"), progress=not args.quiet)
+        limit = args.limit or (2 if args.quick else None)
+        policies = {label: spec for label, spec in FIG6_POLICIES.items() if label not in ("SR-EM", "DDQN-CM")}
+        if args.policy:
+            policies = {spec: spec for spec in args.policy} | policies
+        text = experiments.optimality_gap(dataset, policies, args.time_limit, limit, out, progress=not args.quiet)
+        _emit(args, {"out": str(out), "table": text}, text.rstrip() + f"\nwrote {out}/gap.csv, gap.md")
+        return
     dataset = default_dataset(load_scenario(args.scenario or "paper"), progress=not args.quiet)
     limit = args.limit or (30 if args.quick else None)
     reports = experiments.fig6(dataset, FIG6_POLICIES, out, limit, progress=not args.quiet)
@@ -218,12 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("experiment", help="regenerate the paper's Fig. 5 or Fig. 6 (CSV, PNG, markdown)", parents=[json_flag, quiet_flag])
-    p.add_argument("figure", choices=["fig5", "fig6"])
+    p.add_argument("figure", choices=["fig5", "fig6", "gap"], help="gap: every method against the exact optimum (default scenario small)")
     p.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
     p.add_argument("--scenario", default=None, help="fig5: default paper (small with --quick); fig6: paper (the shipped policies are for it)")
     p.add_argument("--episodes", type=int, default=None, help="fig5: episodes per run")
     p.add_argument("--seeds", type=int, default=None, help="fig5: seeds per variant")
     p.add_argument("--limit", type=int, default=None, help="fig6: test workloads")
+    p.add_argument("--time-limit", type=float, default=60.0, help="gap: seconds per step for the exact solver")
+    p.add_argument("--policy", action="append", default=[], help="gap: also compare this policy (e.g. srem:CHECKPOINT); repeatable")
     p.add_argument("--out", default=None, help="output directory (default results/FIGURE)")
     p.set_defaults(func=cmd_experiment)
     return parser

@@ -128,25 +128,31 @@ class StepEvaluator:
         if errors:
             raise ValueError("; ".join(errors))
 
-    def reconfigure(self, previous: Placement, placement: Placement) -> tuple[list[Move], list[float], float, float]:
-        """Per instance: how it moves and how long that takes (eq. 13, 14); total migration and programming cost (eq. 5, 6)."""
+    def move(self, instance: int, before: int, after: int) -> tuple[Move, float, float, float]:
+        """One instance from host `before` to `after`: how it moves, its delay (eq. 13, 14), migration and programming cost (eq. 5, 6)."""
         sub = self.substrate
+        vtype = sub.instances[instance].type
+        move = classify_move(sub.hosts[before], sub.hosts[after])
+        if move is Move.MIGRATION:
+            path = self.router.widest_min_hop_path(sub.hosts[before].node, sub.hosts[after].node)
+            cost = migration_cost(vtype.storage_mb, (self.link_price[l] for l in path))
+            return move, migration_delay_ms(vtype.storage_mb, min(self.link_capacity[l] for l in path)), cost, 0.0
+        if move is Move.PROGRAMMING:
+            ctrl = sub.controller_link
+            cost = programming_cost(vtype.programming_mb, ctrl.price_per_gb)
+            return move, programming_delay_ms(vtype.programming_mb, ctrl.bandwidth_gbps), 0.0, cost
+        return move, 0.0, 0.0, 0.0
+
+    def reconfigure(self, previous: Placement, placement: Placement) -> tuple[list[Move], list[float], float, float]:
+        """Per instance: how it moves and how long that takes; the step's total migration and programming cost."""
         moves, delays = [], []
         migration = programming = 0.0
-        ctrl = sub.controller_link
         for inst, (before, after) in enumerate(zip(previous, placement)):
-            vtype = sub.instances[inst].type
-            move = classify_move(sub.hosts[before], sub.hosts[after])
-            delay = 0.0
-            if move is Move.MIGRATION:
-                path = self.router.widest_min_hop_path(sub.hosts[before].node, sub.hosts[after].node)
-                migration += migration_cost(vtype.storage_mb, (self.link_price[l] for l in path))
-                delay = migration_delay_ms(vtype.storage_mb, min(self.link_capacity[l] for l in path))
-            elif move is Move.PROGRAMMING:
-                programming += programming_cost(vtype.programming_mb, ctrl.price_per_gb)
-                delay = programming_delay_ms(vtype.programming_mb, ctrl.bandwidth_gbps)
+            move, delay, mig, prog = self.move(inst, before, after)
             moves.append(move)
             delays.append(delay)
+            migration += mig
+            programming += prog
         return moves, delays, migration, programming
 
     def evaluate(self, workload: Workload, step: int, previous: Placement, placement: Placement) -> StepResult:
