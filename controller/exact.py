@@ -30,6 +30,7 @@ import numpy as np
 from controller.model.cost import ObjectiveWeights, bandwidth_cost, it_cost
 from controller.model.delay import processing_delay_ms, transmission_delay_ms
 from controller.model.evaluator import StepEvaluator
+from controller.model.substrate import HostKind
 from controller.model.workload import Placement, Workload
 from controller.rl.filters import static_mask
 
@@ -104,7 +105,7 @@ def solve_step(evaluator: StepEvaluator, workload: Workload, step: int, previous
         terms = {x[k, h]: sub.instances[k].type.storage_mb for k in range(len(sub.instances)) if (k, h) in x}
         if terms:
             prog.row(-np.inf, host.storage_mb, terms)
-        if host.kind == 2:  # the RDMA table of the switch indexes its EM-hosted instances
+        if host.kind is HostKind.EM:  # the RDMA table of the switch indexes its EM-hosted instances
             index = {col: size * sub.rdma_index_fraction for col, size in terms.items()}
             if index:
                 prog.row(-np.inf, sub.rdma_table_mb(host.node), index)
@@ -160,12 +161,18 @@ def solve_step(evaluator: StepEvaluator, workload: Workload, step: int, previous
     return _solve(prog, x, y, cost, time_limit_s, len(sub.instances))
 
 
-def _solve(prog: _Program, x: dict, y: list[int], cost: dict[int, float], time_limit_s: float, num_instances: int) -> ExactSolution:
+def _highs(time_limit_s: float) -> highspy.Highs:
+    """A quiet, single-threaded, seeded solver: the same model gives the same answer."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("threads", 1)
-    h.setOptionValue("time_limit", time_limit_s / 2)
+    h.setOptionValue("time_limit", time_limit_s)
+    return h
+
+
+def _solve(prog: _Program, x: dict, y: list[int], cost: dict[int, float], time_limit_s: float, num_instances: int) -> ExactSolution:
+    h = _highs(time_limit_s / 2)
     h.passModel(prog.to_highs({col: 1.0 for col in y}, maximise=True))
     h.run()
     first_optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
@@ -174,11 +181,7 @@ def _solve(prog: _Program, x: dict, y: list[int], cost: dict[int, float], time_l
     best = round(float(info.objective_function_value))
     seconds = h.getRunTime()
     prog.row(best - 0.5, np.inf, {col: 1.0 for col in y})
-    h2 = highspy.Highs()
-    h2.setOptionValue("output_flag", False)
-    h2.setOptionValue("random_seed", 0)
-    h2.setOptionValue("threads", 1)
-    h2.setOptionValue("time_limit", max(time_limit_s - seconds, 1.0))
+    h2 = _highs(max(time_limit_s - seconds, 1.0))
     h2.passModel(prog.to_highs(cost, maximise=False))
     h2.run()
     status = "optimal" if first_optimal and h2.getModelStatus() == highspy.HighsModelStatus.kOptimal else "time limit"

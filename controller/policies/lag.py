@@ -22,9 +22,9 @@ import statistics
 
 import numpy as np
 
-from controller.model.cost import Move, bandwidth_cost, classify_move, it_cost, migration_cost, programming_cost
-from controller.model.delay import migration_delay_ms, processing_delay_ms, processing_delay_ms_per_mb, programming_delay_ms
-from controller.model.routing import Router
+from controller.model.cost import bandwidth_cost, it_cost
+from controller.model.delay import processing_delay_ms, processing_delay_ms_per_mb
+from controller.model.evaluator import StepEvaluator
 from controller.model.substrate import HostKind, Substrate
 from controller.model.workload import Placement, Workload
 from controller.errors import SremError
@@ -40,7 +40,8 @@ class LagPolicy(Policy):
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         if getattr(self, "substrate", None) is not substrate:
             self.substrate = substrate
-            self.router = Router(substrate)
+            self.evaluator = StepEvaluator(substrate)
+            self.router = self.evaluator.router
             self.hosts = [h for h in substrate.hosts if h.kind in (HostKind.SERVER, HostKind.LM)]
             self.mean_price = float(np.mean([l.price_per_gb for l in substrate.links]))
         self.workload = workload
@@ -51,19 +52,6 @@ class LagPolicy(Policy):
 
     def hops(self, a: int, b: int) -> int:
         return 0 if a == b else self.router.hops_to(b)[a]
-
-    def move_cost_and_delay(self, instance: int, before: int, after: int) -> tuple[float, float]:
-        sub = self.substrate
-        vtype = sub.instances[instance].type
-        move = classify_move(sub.hosts[before], sub.hosts[after])
-        if move is Move.MIGRATION:
-            path = self.router.widest_min_hop_path(sub.hosts[before].node, sub.hosts[after].node)
-            prices = [sub.links[l].price_per_gb for l in path]
-            return migration_cost(vtype.storage_mb, prices), migration_delay_ms(vtype.storage_mb, min(self.router.capacity[l] for l in path))
-        if move is Move.PROGRAMMING:
-            ctrl = sub.controller_link
-            return programming_cost(vtype.programming_mb, ctrl.price_per_gb), programming_delay_ms(vtype.programming_mb, ctrl.bandwidth_gbps)
-        return 0.0, 0.0
 
     def decide(self, observation: Observation) -> Placement:
         sub, wl, step = self.substrate, self.workload, observation.step
@@ -82,7 +70,8 @@ class LagPolicy(Policy):
                 if free[host.index] < vtype.storage_mb:
                     continue
                 capacity = sub.instance_capacity_mbps(k, host.index)
-                move_cost, move_delay = self.move_cost_and_delay(k, observation.placement[k], host.index)
+                _, move_delay, migration, programming = self.evaluator.move(k, observation.placement[k], host.index)
+                move_cost = migration + programming
                 peak = max((wl.requests[r].rate_mbps[step] for r, _ in self.users[k]), default=0.0)
                 latency = move_delay + processing_delay_ms(peak, [processing_delay_ms_per_mb(vtype, host)])
                 if capacity < demand[k] or latency > budget:
