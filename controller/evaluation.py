@@ -103,9 +103,7 @@ class EvaluationReport:
 
 def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | None = None, progress: bool = True) -> EvaluationReport:
     workloads = dataset.split(split, limit)
-    bind = getattr(policy, "bind", None)
-    if bind is not None:
-        bind(dataset)
+    policy.bind(dataset)
     evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
     per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]
     for workload in tqdm(workloads, desc=f"evaluating {policy.name}", unit="workload", disable=not progress or None):

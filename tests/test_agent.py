@@ -115,8 +115,7 @@ def small_checkpoints(small_dataset, tmp_path_factory):
 def test_no_policy_violates_storage(small_dataset, small_checkpoints, name):
     spec = {"srem": f"srem:{small_checkpoints / 'srem.pt'}", "ddqn-cm": f"ddqn-cm:{small_checkpoints / 'ddqn.pt'}"}.get(name, name)
     policy = make_policy(spec)
-    if hasattr(policy, "bind"):
-        policy.bind(small_dataset)
+    policy.bind(small_dataset)
     evaluator = StepEvaluator(small_dataset.substrate)
     for workload in small_dataset.test:
         for result in run_day(evaluator, small_dataset, workload, policy):

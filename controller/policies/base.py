@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from controller.errors import SremError
+from controller.model.dataset import Dataset
 from controller.model.evaluator import StepResult
 from controller.model.substrate import Substrate
 from controller.model.workload import Placement, Workload
@@ -35,6 +36,9 @@ class Observation:
 
 class Policy(ABC):
     name: str = ""
+
+    def bind(self, dataset: Dataset) -> None:
+        """Called once before a dataset is evaluated (a trained policy loads and checks its checkpoint here)."""
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         """Called before the first step of every workload."""

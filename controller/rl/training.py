@@ -82,26 +82,24 @@ class Agent:
         self.config = config
         sub = dataset.substrate
         self.mask = connectivity(dataset, config)
-        self.eligible = self.mask & static_mask(sub, config.allowed_kinds())
         self.net = PlacementQNetwork(num_features, self.mask, config.hidden)
         self.sizes = np.array([i.type.storage_mb for i in sub.instances])
         self.host_storage = np.array([h.storage_mb for h in sub.hosts])
         self.order = placement_order(sub)
         self.dynamic = config.filters()[1]
 
-    def eligible_for_random(self) -> np.ndarray:
-        """Exploration without the static filter explores every host of an allowed kind, as the paper's 'none' does."""
-        return self.mask if not self.config.filters()[0] else self.eligible
-
     @torch.no_grad()
     def q_values(self, state: np.ndarray) -> np.ndarray:
         return self.net(torch.as_tensor(state).unsqueeze(0))[0].numpy()
 
     def act(self, state: np.ndarray, rng: np.random.Generator | None = None) -> tuple[int, ...]:
-        """The best placement through the filters, or a random one when `rng` is given (exploration)."""
+        """The best placement through the filters, or a random one when `rng` is given (exploration).
+
+        Without the static filter, `mask` holds every host of an allowed kind, so exploring and
+        exploiting range over all of them, as the paper's unfiltered variants do.
+        """
         scores = self.q_values(state) if rng is None else np.zeros(self.mask.shape)
-        eligible = self.eligible_for_random() if rng is not None else self.mask
-        return choose_placement(scores, eligible, self.sizes, self.host_storage, self.order, self.dynamic, rng)
+        return choose_placement(scores, self.mask, self.sizes, self.host_storage, self.order, self.dynamic, rng)
 
 
 @dataclass
@@ -160,7 +158,7 @@ def train(
     start_episode = 0
     if resume and checkpoint is not None and checkpoint.exists():
         doc = load_checkpoint(checkpoint, dataset)
-        if doc["config"] != _config_doc(config, exclude_episodes=True) | {"episodes": doc["config"]["episodes"]}:
+        if {k: v for k, v in doc["config"].items() if k != "episodes"} != _config_doc(config, exclude_episodes=True):
             raise SremError("checkpoint was trained with another configuration; start afresh or use the same flags", where=checkpoint)
         agent.net.load_state_dict(doc["state_dict"])
         target.load_state_dict(doc["target"])
