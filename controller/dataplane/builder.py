@@ -1,0 +1,228 @@
+"""From a placement to the entries every switch needs: a pure function, no I/O.
+
+Inputs are the model's own objects: the substrate (hosts and instances), the requests with their
+assignment (eq. 9) and the per-request paths the step evaluator chose (None for a rejected
+request), plus the configuration version of every chain and where EM-hosted instances' rules live.
+
+Per switch the state holds: its identity (switch id), IPv4 routes to every traffic host and
+server, the classifier entries of chains starting here (push NSH, or drop a rejected chain), the
+steering entries of every chain passing here, the rules of instances in its LM, and for instances
+in its EM the RDMA-table entry (plus meters, which stay in the switch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.dataplane import entries as E
+from controller.dataplane.entries import Entity, Exact, Lpm, MeterConfig, SwitchState, Ternary, table_entry
+from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
+from controller.dataplane.rules import Action, Flow, Rule, VnfKind, chain_flow, kind_of
+from controller.model.evaluator import StepResult
+from controller.model.routing import Path
+from controller.model.substrate import HostKind, Substrate
+from controller.model.topology import NodeName
+from controller.model.workload import Placement, Request
+
+FULL32 = 0xFFFF_FFFF
+FULL16 = 0xFFFF
+FULL8 = 0xFF
+
+
+@dataclass(frozen=True)
+class EmRegion:
+    """Where an EM-hosted instance's rules live: a memory region on a rack server."""
+
+    server: int
+    region: int
+    rkey: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    placement: Placement
+    assignment: tuple[tuple[int, ...], ...]
+    paths: tuple[tuple[Path, ...] | None, ...]
+    """Per request: one path per virtual link (source -> VNF 1 -> ... -> target), None when rejected."""
+    versions: Mapping[int, int]
+    """SPI -> configuration version."""
+    em_regions: Mapping[int, EmRegion]
+    """EM-hosted instance -> its region."""
+
+
+@dataclass(frozen=True)
+class Steer:
+    """One steering decision: at `switch`, a packet of the chain with service index `si` gets `action`."""
+
+    switch: NodeName
+    si: int
+    action: str
+    params: tuple[tuple[str, int], ...]
+
+
+def spi_of(request: Request) -> int:
+    """Service path ids start at 1; chain counters are indexed by it."""
+    return request.id + 1
+
+
+def chain_steering(layout: Layout, substrate: Substrate, request: Request, instances: tuple[int, ...],
+                   placement: Placement, paths: tuple[Path, ...]) -> tuple[Steer, ...]:
+    """The steering of one accepted chain: for each virtual link, forward along its path, then process or end.
+
+    A server processes one function per visit and returns the packet to its switch with the
+    service index decremented.
+    """
+    names = substrate.node_names
+    hosts = [substrate.hosts[placement[k]] for k in instances]
+    stops = [request.source, *(h.node for h in hosts), request.target]
+    steers: list[Steer] = []
+    functions = len(instances)
+    for i, path in enumerate(paths):
+        si = functions - i
+        nodes = [names[n] for n in _nodes_of(substrate, stops[i], path)]
+        if len(nodes) == 1 and nodes[0] in layout.servers:
+            # The next function is on the same server: one function per visit, so send it back in.
+            nodes = [nodes[0], layout.servers[nodes[0]].switch, nodes[0]]
+        for here, there in zip(nodes, nodes[1:]):
+            if here not in layout.switches:
+                continue
+            port = layout.port(here, there)
+            if there in layout.servers:
+                params = (("instance", instances[i]), ("port", port), ("server_mac", _mac_int(layout.servers[there].mac)))
+                steers.append(Steer(here, si, "SremIngress.to_server", params))
+            else:
+                steers.append(Steer(here, si, "SremIngress.forward", (("port", port),)))
+        end = names[stops[i + 1]]
+        if i == functions:
+            steers.append(Steer(end, si, "SremIngress.chain_end", ()))
+        elif hosts[i].kind is not HostKind.SERVER:
+            action = "SremIngress.process_lm" if hosts[i].kind is HostKind.LM else "SremIngress.process_em"
+            steers.append(Steer(end, si, action, (("instance", instances[i]), ("vnf_type", int(kind_of(substrate, instances[i]))))))
+    return tuple(steers)
+
+
+def _nodes_of(substrate: Substrate, source: int, path: Path) -> list[int]:
+    nodes = [source]
+    for link in path:
+        l = substrate.links[link]
+        nodes.append(l.b if l.a == nodes[-1] else l.a)
+    return nodes
+
+
+def _mac_int(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
+
+
+def all_steering(layout: Layout, substrate: Substrate, requests: tuple[Request, ...],
+                 deployment: Deployment) -> dict[int, tuple[Steer, ...] | None]:
+    """SPI -> the chain's steering, None for a rejected chain."""
+    return {
+        spi_of(r): None if paths is None else chain_steering(layout, substrate, r, instances, deployment.placement, paths)
+        for r, instances, paths in zip(requests, deployment.assignment, deployment.paths)
+    }
+
+
+def desired_state(layout: Layout, substrate: Substrate, requests: tuple[Request, ...], deployment: Deployment,
+                  rules: list[tuple[Rule, ...]]) -> dict[NodeName, SwitchState]:
+    """Every switch's entries for this deployment."""
+    per_switch: dict[NodeName, list[Entity]] = {name: _base_entries(layout, name) for name in layout.switches}
+    for request, steering in zip(requests, all_steering(layout, substrate, requests, deployment).values()):
+        spi = spi_of(request)
+        source = substrate.node_names[request.source]
+        flow = chain_flow(layout, substrate, request)
+        if steering is None:
+            per_switch[source].append(_classifier(flow, "SremIngress.reject_chain", {"spi": spi}))
+            continue
+        version = deployment.versions[spi]
+        per_switch[source].append(_classifier(flow, "SremIngress.push_nsh",
+                                              {"spi": spi, "si": len(request.chain), "config_version": version}))
+        for steer in steering:
+            per_switch[steer.switch].append(steer_entry(spi, version, steer))
+    for k, host_index in enumerate(deployment.placement):
+        host = substrate.hosts[host_index]
+        if host.kind is HostKind.SERVER:
+            continue
+        switch = substrate.node_names[host.node]
+        kind = kind_of(substrate, k)
+        if host.kind is HostKind.LM:
+            per_switch[switch].extend(lm_entry(k, kind, rule) for rule in rules[k])
+        else:
+            region = deployment.em_regions[k]
+            per_switch[switch].append(table_entry(E.RDMA_INDEX, {"instance": Exact(k)}, "SremIngress.em_lookup",
+                                                  {"server": region.server, "region": region.region, "rkey": region.rkey,
+                                                   "emac_port": EMAC_PORT}))
+        if kind is VnfKind.RATE_LIMITER:
+            per_switch[switch].extend(meter_config(rule) for rule in rules[k])
+    return {name: E.state_of(items) for name, items in per_switch.items()}
+
+
+def steer_entry(spi: int, version: int, steer: Steer) -> E.TableEntry:
+    match = {"spi": Exact(spi), "si": Exact(steer.si), "config_version": Exact(version)}
+    return table_entry(E.STEER, match, steer.action, dict(steer.params))
+
+
+def _classifier(flow: Flow, action: str, params: dict[str, int]) -> E.TableEntry:
+    match = {"src_addr": Ternary(flow.src, FULL32), "dst_addr": Ternary(flow.dst, FULL32),
+             "protocol": Ternary(flow.protocol, FULL8), "dst_port": Ternary(flow.dst_port, FULL16)}
+    return table_entry(E.CLASSIFIER, match, action, params, priority=1)
+
+
+def _base_entries(layout: Layout, name: NodeName) -> list[Entity]:
+    """Identity and IPv4 routes (shortest path, first port on ties) to every traffic host and server."""
+    me = layout.switches[name]
+    items: list[Entity] = [E.DefaultAction(E.IDENTITY, "SremIngress.set_switch_id", (("switch_id", me.switch_id),))]
+    targets = [(s.name, s.host_ip, s.host_mac) for s in layout.switches.values()]
+    targets += [(s.name, s.ip, s.mac) for s in layout.servers.values()]
+    for target, ip, mac in targets:
+        if target == name:
+            port, next_mac = HOST_PORT, mac
+        else:
+            hop = layout.next_hop(name, target)
+            port = layout.port(name, hop)
+            next_mac = mac if hop == target else layout.switches[hop].mac
+        items.append(table_entry(E.IPV4, {"dst_addr": Lpm(int(ip), 32)}, "SremIngress.route",
+                                 {"port": port, "dst_mac": _mac_int(next_mac)}))
+    return items
+
+
+def lm_entry(instance: int, kind: VnfKind, rule: Rule) -> E.TableEntry:
+    """A rule as an entry of its type's LM table, scoped by the instance."""
+    k = rule.key
+    five = {"instance": Exact(instance), "src_addr": Ternary(k.src, FULL32), "dst_addr": Ternary(k.dst, FULL32),
+            "protocol": Ternary(k.protocol, FULL8), "dst_port": Ternary(k.dst_port, FULL16)}
+    if kind is VnfKind.FIREWALL:
+        action = "SremIngress.vnfs.fw_permit" if rule.action is Action.PERMIT else "SremIngress.vnfs.fw_deny"
+        return table_entry(E.FIREWALL, five, action, priority=1)
+    if kind is VnfKind.NAT:
+        match = {"instance": Exact(instance), "dst_addr": Exact(k.dst), "protocol": Exact(k.protocol), "dst_port": Exact(k.dst_port)}
+        return table_entry(E.NAT, match, "SremIngress.vnfs.nat_rewrite", {"addr": rule.addr, "port": rule.port})
+    if kind is VnfKind.RATE_LIMITER:
+        return table_entry(E.RATE_LIMITER, five, "SremIngress.vnfs.rl_meter",
+                           {"meter_index": rule.meter_index, "mark_dscp": rule.dscp, "drop_red": int(rule.drop_red)}, priority=1)
+    return table_entry(E.DSCP, five, "SremIngress.vnfs.set_dscp", {"dscp": rule.dscp}, priority=1)
+
+
+def meter_config(rule: Rule) -> MeterConfig:
+    """Two-rate meter: yellow above the rule's rate, red above twice it; bursts of 10 ms at those rates."""
+    return MeterConfig(E.FLOW_METER, rule.meter_index, rule.rate_bps, max(rule.rate_bps // 100, 1500),
+                       2 * rule.rate_bps, max(rule.rate_bps // 50, 3000))
+
+
+def step_paths(result: StepResult) -> tuple[tuple[Path, ...] | None, ...]:
+    """The evaluator's paths of a step, None for each rejected request."""
+    return tuple(r.paths if r.accepted else None for r in result.requests)
+
+
+def plan_em_regions(layout: Layout, substrate: Substrate, placement: Placement) -> dict[int, EmRegion]:
+    """A region per EM-hosted instance on its switch's memory server, numbered (switch id, instance) so
+    that the old and new region of a move between switches never collide. The remote key here is a
+    placeholder the EMAC issue replaces with the one the memory server grants."""
+    regions = {}
+    for k, h in enumerate(placement):
+        host = substrate.hosts[h]
+        if host.kind is HostKind.EM:
+            switch = layout.switches[substrate.node_names[host.node]]
+            region = (switch.switch_id << 16) | k
+            regions[k] = EmRegion(layout.memory_server(switch.name).server_id, region, region)
+    return regions

@@ -1,0 +1,213 @@
+/* Headers, constants and metadata of srem.p4.
+ *
+ * Wire formats the controller, the EMAC and the testbed share. The Python side mirrors them in
+ * controller/dataplane/wire.py; a test checks the two agree.
+ */
+#ifndef SREM_HEADERS_P4
+#define SREM_HEADERS_P4
+
+const bit<16> ETHERTYPE_IPV4          = 0x0800;
+const bit<16> ETHERTYPE_NSH           = 0x894F;  /* RFC 8300 */
+const bit<16> ETHERTYPE_EMAC_REQUEST  = 0x88B5;  /* IEEE 802 local experimental 1 */
+const bit<16> ETHERTYPE_EMAC_RESPONSE = 0x88B6;  /* IEEE 802 local experimental 2 */
+
+const bit<8> IP_PROTO_TCP = 6;
+const bit<8> IP_PROTO_UDP = 17;
+
+const bit<8>  NSH_NEXT_PROTO_IPV4 = 0x01;
+const bit<4>  NSH_MD_TYPE_2       = 0x2;
+const bit<6>  NSH_LENGTH_WORDS    = 4;        /* base + service path + one 8-byte context TLV */
+const bit<6>  NSH_INITIAL_TTL     = 63;
+const bit<16> NSH_MD_CLASS_SREM   = 0xFFFE;   /* experimental MD class (RFC 9452) */
+const bit<8>  NSH_TLV_CONFIG_VERSION = 0x01;
+
+const bit<9> CPU_PORT = 255;
+
+/* VNF types with an in-network implementation (controller/dataplane/layout.py). */
+const bit<8> VNF_FIREWALL     = 1;
+const bit<8> VNF_NAT          = 2;
+const bit<8> VNF_RATE_LIMITER = 3;
+const bit<8> VNF_CLASSIFIER   = 4;
+
+/* What an EMAC response tells the switch to do. */
+const bit<8> EMAC_STATUS_HIT   = 0;
+const bit<8> EMAC_STATUS_MISS  = 1;
+const bit<8> EMAC_ACTION_PERMIT   = 0;
+const bit<8> EMAC_ACTION_DENY     = 1;
+const bit<8> EMAC_ACTION_REWRITE  = 2;
+const bit<8> EMAC_ACTION_SET_DSCP = 3;
+const bit<8> EMAC_ACTION_METER    = 4;
+
+/* Why a packet was dropped: the index of drop_counter. */
+const bit<32> DROP_PARSER          = 0;
+const bit<32> DROP_STEER_MISS      = 1;
+const bit<32> DROP_NSH_TTL         = 2;
+const bit<32> DROP_CHAIN_REJECTED  = 3;
+const bit<32> DROP_FIREWALL        = 4;
+const bit<32> DROP_METER           = 5;
+const bit<32> DROP_RDMA_INDEX_MISS = 6;
+const bit<32> DROP_EMAC_RESPONSE   = 7;
+const bit<32> DROP_NO_ROUTE        = 8;
+const bit<32> DROP_PASSES          = 9;
+const bit<32> DROP_REASONS         = 10;
+
+/* Passes one packet may make through a switch: one per function processed here, plus one. */
+const bit<8> MAX_PASSES = 16;
+
+const bit<32> MAX_CHAINS    = 4096;
+const bit<32> MAX_INSTANCES = 4096;
+const bit<32> MAX_METERS    = 4096;
+
+/* What nsh_steer decided for this pass. */
+const bit<3> STEP_NONE       = 0;
+const bit<3> STEP_PROCESS_LM = 1;
+const bit<3> STEP_PROCESS_EM = 2;
+const bit<3> STEP_CHAIN_END  = 3;
+
+typedef bit<48> mac_addr_t;
+typedef bit<32> ipv4_addr_t;
+
+@controller_header("packet_in")
+header packet_in_t {
+    bit<9> ingress_port;
+    bit<7> _pad;
+}
+
+@controller_header("packet_out")
+header packet_out_t {
+    bit<9> egress_port;
+    bit<7> _pad;
+}
+
+header ethernet_t {
+    mac_addr_t dst_addr;
+    mac_addr_t src_addr;
+    bit<16>    ether_type;
+}
+
+/* RFC 8300 base header and service path header. */
+header nsh_t {
+    bit<2>  version;
+    bit<1>  oam;
+    bit<1>  unassigned1;
+    bit<6>  ttl;
+    bit<6>  length;
+    bit<4>  unassigned2;
+    bit<4>  md_type;
+    bit<8>  next_protocol;
+    bit<24> spi;   /* service path id = the chain */
+    bit<8>  si;    /* service index = functions left */
+}
+
+/* MD type 2 context: the configuration version the classifier stamped, so that every switch
+ * steers the packet by the one configuration it entered with (per-packet consistency). */
+header nsh_version_t {
+    bit<16> md_class;
+    bit<8>  tlv_type;
+    bit<1>  unassigned;
+    bit<7>  tlv_length;
+    bit<32> config_version;
+}
+
+/* Switch -> EMAC: look this key up in the instance's external-memory rules. */
+header emac_request_t {
+    bit<16>     switch_id;
+    bit<16>     instance;
+    bit<8>      vnf_type;
+    bit<16>     server;      /* memory server holding the region */
+    bit<32>     region;
+    bit<32>     rkey;
+    bit<32>     seq;
+    ipv4_addr_t src_addr;    /* the lookup key: the 5-tuple */
+    ipv4_addr_t dst_addr;
+    bit<8>      protocol;
+    bit<16>     src_port;
+    bit<16>     dst_port;
+}
+
+/* EMAC -> switch: the action of the matching rule and its data. */
+header emac_response_t {
+    bit<16>     switch_id;
+    bit<16>     instance;
+    bit<8>      vnf_type;
+    bit<32>     seq;
+    bit<8>      status;
+    bit<8>      action_code;
+    ipv4_addr_t addr;
+    bit<16>     port;
+    bit<8>      dscp;        /* low 6 bits used */
+    bit<16>     meter_index;
+    bit<8>      flags;       /* bit 0: drop red (rate limiter) */
+}
+
+header ipv4_t {
+    bit<4>      version;
+    bit<4>      ihl;
+    bit<6>      dscp;
+    bit<2>      ecn;
+    bit<16>     total_len;
+    bit<16>     identification;
+    bit<3>      flags;
+    bit<13>     frag_offset;
+    bit<8>      ttl;
+    bit<8>      protocol;
+    bit<16>     hdr_checksum;
+    ipv4_addr_t src_addr;
+    ipv4_addr_t dst_addr;
+}
+
+header tcp_t {
+    bit<16> src_port;
+    bit<16> dst_port;
+    bit<32> seq_no;
+    bit<32> ack_no;
+    bit<4>  data_offset;
+    bit<4>  res;
+    bit<8>  flags;
+    bit<16> window;
+    bit<16> checksum;
+    bit<16> urgent_ptr;
+}
+
+header udp_t {
+    bit<16> src_port;
+    bit<16> dst_port;
+    bit<16> length;
+    bit<16> checksum;
+}
+
+struct headers_t {
+    packet_out_t    packet_out;
+    packet_in_t     packet_in;
+    ethernet_t      ethernet;
+    emac_request_t  emac_request;
+    emac_response_t emac_response;
+    nsh_t           nsh;
+    nsh_version_t   nsh_version;
+    ipv4_t          ipv4;
+    tcp_t           tcp;
+    udp_t           udp;
+}
+
+struct metadata_t {
+    bit<16> switch_id;
+    bit<3>  step;
+    bit<16> instance;
+    bit<8>  vnf_type;
+    bit<16> l4_src_port;
+    bit<16> l4_dst_port;
+    bit<16> l4_length;
+    bit<1>  l4_rewritten;
+    bit<1>  recirculate;
+    bit<1>  dropped;
+    bit<32> drop_reason;
+    bit<2>  color;
+    bit<6>  mark_dscp;
+    bit<1>  drop_red;
+    @field_list(0)
+    bit<8>  passes;
+}
+
+error { NshUnsupported }
+
+#endif

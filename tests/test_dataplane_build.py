@@ -1,0 +1,168 @@
+"""The data plane's pure parts: layout, rules, entries, the builder and consistent-update planning."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from controller.dataplane import entries as E
+from controller.dataplane.builder import Deployment, all_steering, desired_state, plan_em_regions, step_paths
+from controller.dataplane.consistency import choose_versions, plan_update
+from controller.dataplane.entries import Exact, Op, TableEntry, Ternary, table_entry
+from controller.dataplane.layout import Layout
+from controller.dataplane.p4info import EntryError, P4Schema
+from controller.dataplane.p4program import compile_program, recorded_hash, sources_hash
+from controller.dataplane.rules import VnfKind, chain_flow, instance_rules, kind_of
+from controller.evaluation import run_day
+from controller.model.evaluator import StepEvaluator
+from controller.model.substrate import HostKind
+from controller.policies.base import make_policy
+from dataplane_walk import walk
+
+
+@pytest.fixture(scope="module")
+def paper_day(paper_dataset):  # type: ignore[no-untyped-def]
+    """A test workload's day under random placements (servers, LM and EM all used) and its layout."""
+    ds = paper_dataset
+    workload = ds.split("test", 1)[0]
+    evaluator = StepEvaluator(ds.substrate, ds.objective_weights)
+    policy = make_policy("random:3")
+    policy.bind(ds)
+    results = run_day(evaluator, ds, workload, policy)
+    layout = Layout(ds.substrate.spec.topology)
+    rules = instance_rules(layout, ds.substrate, workload.requests, workload.assignment, 1.0)
+    return ds.substrate, workload, results, layout, rules
+
+
+def deploy(paper_day, result, current=None):  # type: ignore[no-untyped-def]
+    sub, workload, _, layout, rules = paper_day
+    paths = step_paths(result)
+    em = plan_em_regions(layout, sub, result.placement)
+    staged = Deployment(result.placement, workload.assignment, paths, {}, em)
+    versions = choose_versions(current or {}, all_steering(layout, sub, workload.requests, staged))
+    deployment = Deployment(result.placement, workload.assignment, paths, versions, em)
+    return desired_state(layout, sub, workload.requests, deployment, rules)
+
+
+def test_committed_p4_build_matches_the_sources() -> None:
+    assert recorded_hash() == sources_hash(), "p4src changed: run `srem p4 compile` and commit p4src/build/"
+
+
+@pytest.mark.skipif(shutil.which("p4c-bm2-ss") is None, reason="p4c-bm2-ss (p4c) not installed")
+def test_program_compiles_without_warnings_to_the_committed_p4info(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from controller.dataplane.p4program import P4INFO
+
+    result = compile_program(tmp_path)
+    assert result.warnings == ""
+    assert (tmp_path / P4INFO.name).read_text() == P4INFO.read_text()
+
+
+def test_layout_numbers_ports_and_picks_shortest_next_hops(paper_day) -> None:  # type: ignore[no-untyped-def]
+    layout = paper_day[3]
+    for switch in layout.switches.values():
+        ports = list(switch.ports.values())
+        assert len(set(ports)) == len(ports) and 1 not in ports and 100 not in ports
+    assert layout.next_hop("e1", "m1") == "m1"
+    assert layout.next_hop("e1", "e3") in ("a1", "a2")
+    assert layout.next_hop("a1", "e3") in ("c1", "c2")
+    assert layout.memory_server("e3").switch == "e3"
+
+
+def test_rules_scale_with_storage_and_cover_every_chain(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, workload, _, layout, rules = paper_day
+    for k, inst in enumerate(sub.instances):
+        served = sum(k in a for a in workload.assignment)
+        assert len(rules[k]) == max(round(inst.type.storage_mb), served)
+    meters = [r.meter_index for k in range(len(rules)) if kind_of(sub, k) is VnfKind.RATE_LIMITER for r in rules[k]]
+    assert len(meters) == len(set(meters))
+    doubled = instance_rules(layout, sub, workload.requests, workload.assignment, 2.0)
+    assert len(doubled[0]) == max(round(2 * sub.instances[0].type.storage_mb), sum(0 in a for a in workload.assignment))
+
+
+def test_every_accepted_chain_walks_its_instances_in_order(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, workload, results, layout, _ = paper_day
+    kinds_seen = set()
+    for result in results:
+        states = deploy(paper_day, result)
+        for request, instances, outcome in zip(workload.requests, workload.assignment, result.requests):
+            source, target = sub.node_names[request.source], sub.node_names[request.target]
+            w = walk(layout, states, source, chain_flow(layout, sub, request))
+            if not outcome.accepted:
+                assert w.outcome == "rejected"
+                continue
+            assert w.outcome == "delivered" and w.end == target
+            assert [k for _, k in w.processed] == list(instances)
+            for (where, k) in w.processed:
+                host = sub.hosts[result.placement[k]]
+                assert where == sub.node_names[host.node]
+                kinds_seen.add(host.kind)
+    assert kinds_seen == {HostKind.SERVER, HostKind.LM, HostKind.EM}
+
+
+def test_entries_survive_the_p4info_both_ways(paper_day) -> None:  # type: ignore[no-untyped-def]
+    schema = P4Schema.load()
+    for state in deploy(paper_day, paper_day[2][0]).values():
+        for entity in state.values():
+            assert schema.from_proto(schema.to_proto(entity)) == entity
+
+
+def test_the_p4info_rejects_bad_entries_naming_them() -> None:
+    schema = P4Schema.load()
+    bad = [
+        table_entry(E.STEER, {"spi": Exact(1), "si": Exact(256), "config_version": Exact(1)}, "SremIngress.forward", {"port": 2}),
+        table_entry(E.STEER, {"spi": Exact(1), "si": Exact(1)}, "SremIngress.forward", {"port": 2}),
+        table_entry(E.STEER, {"spi": Exact(1), "si": Exact(1), "config_version": Exact(1)}, "SremIngress.route", {"port": 2}),
+        table_entry(E.STEER, {"spi": Exact(1), "si": Exact(1), "config_version": Exact(1)}, "SremIngress.forward", {}),
+        table_entry(E.FIREWALL, {"instance": Exact(1), "src_addr": Ternary(3, 1)}, "SremIngress.vnfs.fw_deny", priority=1),
+        table_entry(E.FIREWALL, {"instance": Exact(1)}, "SremIngress.vnfs.fw_deny"),
+    ]
+    for entry in bad:
+        with pytest.raises(EntryError, match=entry.table):
+            schema.to_proto(entry)
+
+
+def test_a_move_installs_a_new_version_before_the_switch_over_and_removes_the_old_after(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, workload, results, layout, _ = paper_day
+    first = results[0]
+    before = deploy(paper_day, first)
+    k = workload.assignment[0][0]
+    em_host = next(h.index for h in sub.hosts if h.kind is HostKind.EM and h.index != first.placement[k])
+    placement = tuple(em_host if i == k else h for i, h in enumerate(first.placement))
+    moved = StepEvaluator(sub).evaluate(workload, 0, first.placement, placement)
+    after = deploy(paper_day, moved, current=before)
+    plan = plan_update(before, after)
+    users = [r for r, a in zip(workload.requests, workload.assignment) if k in a]
+    # prepare touches nothing the old configuration uses; commit flips only classifiers; cleanup only deletes.
+    for switch, updates in plan.prepare.items():
+        for u in updates:
+            assert u.op is Op.INSERT or u.entity.key not in before[switch] or not isinstance(u.entity, TableEntry)
+    assert all(u.entity.table == E.CLASSIFIER for ups in plan.commit.values() for u in ups)
+    assert all(u.op is Op.DELETE for ups in plan.cleanup.values() for u in ups)
+    # Between prepare and commit, every packet still walks the old configuration; after commit, the new one.
+    prepared = {s: dict(before[s]) for s in before}
+    for switch, updates in plan.prepare.items():
+        for u in updates:
+            prepared[switch][u.entity.key] = u.entity
+    committed = {s: dict(after[s]) | {k2: v for k2, v in prepared[s].items() if k2 not in after[s]} for s in after}
+    delivered_new = 0
+    for request in users:
+        source = sub.node_names[request.source]
+        flow = chain_flow(layout, sub, request)
+        old, mid, new = (walk(layout, st, source, flow) for st in (before, prepared, committed))
+        assert mid.processed == old.processed and mid.version == old.version
+        if new.outcome == "delivered":
+            assert new.version != old.version
+            assert (sub.node_names[sub.hosts[em_host].node], k) in new.processed
+            delivered_new += 1
+    assert delivered_new > 0
+    # Chains that do not use the moved instance keep their version and entries.
+    untouched = [r for r, a in zip(workload.requests, workload.assignment) if k not in a]
+    assert any(walk(layout, before, sub.node_names[r.source], chain_flow(layout, sub, r)).version ==
+               walk(layout, after, sub.node_names[r.source], chain_flow(layout, sub, r)).version for r in untouched)
+
+
+def test_unchanged_deployment_plans_nothing(paper_day) -> None:  # type: ignore[no-untyped-def]
+    state = deploy(paper_day, paper_day[2][1])
+    again = deploy(paper_day, paper_day[2][1], current=state)
+    assert plan_update(state, again).empty
