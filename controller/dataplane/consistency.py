@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from controller.dataplane import entries as E
 from controller.dataplane.builder import Steer, steer_entry
-from controller.dataplane.entries import Entity, Op, SwitchState, TableEntry, Update
+from controller.dataplane.entries import Entity, MeterConfig, Op, SwitchState, TableEntry, Update
 from controller.model.topology import NodeName
 
 Phase = dict[NodeName, list[Update]]
@@ -86,7 +86,7 @@ def plan_update(current: Mapping[NodeName, SwitchState], desired: Mapping[NodeNa
     """The updates that take every switch from `current` to `desired`, in consistent-update phases.
 
     Default actions and meter cells always exist on a switch, so they are modified, never inserted
-    or deleted; a meter cell no rule uses any more keeps its configuration (nothing reads it).
+    or deleted; a meter cell no rule uses any more is reset in cleanup.
     """
     plan = Plan()
     for switch in sorted(set(current) | set(desired)):
@@ -101,6 +101,8 @@ def plan_update(current: Mapping[NodeName, SwitchState], desired: Mapping[NodeNa
         for key, entity in have.items():
             if key not in want and isinstance(entity, TableEntry):
                 cleanup.append(Update(Op.DELETE, entity))
+            elif key not in want and isinstance(entity, MeterConfig):
+                cleanup.append(Update(Op.MODIFY, entity.reset()))
         prepare.sort(key=lambda u: _PREPARE_ORDER.get(getattr(u.entity, "table", ""), 2))
         cleanup.sort(key=lambda u: -_PREPARE_ORDER.get(getattr(u.entity, "table", ""), 2))
         for phase, updates in ((plan.prepare, prepare), (plan.commit, commit), (plan.cleanup, cleanup)):
@@ -112,8 +114,8 @@ def plan_update(current: Mapping[NodeName, SwitchState], desired: Mapping[NodeNa
 def undo(updates: list[Update], before: SwitchState) -> list[Update]:
     """The updates that revert `updates` (applied to a switch whose state was `before`), newest first.
 
-    A default action or meter cell that had no value of ours before keeps the new one: nothing
-    that was in force refers to it.
+    A meter cell that had no configuration goes back to none; a default action that had no value
+    of ours keeps the new one (the switch's own default is not known).
     """
     reverted = []
     for update in reversed(updates):
@@ -123,4 +125,6 @@ def undo(updates: list[Update], before: SwitchState) -> list[Update]:
             reverted.append(Update(Op.INSERT, update.entity))
         elif update.entity.key in before:
             reverted.append(Update(Op.MODIFY, before[update.entity.key]))
+        elif isinstance(update.entity, MeterConfig):
+            reverted.append(Update(Op.MODIFY, update.entity.reset()))
     return reverted

@@ -87,6 +87,10 @@ class MeterConfig:
     def key(self) -> Hashable:
         return ("meter", self.meter, self.index)
 
+    def reset(self) -> MeterConfig:
+        """The cell back to its unconfigured default (all zero: P4Runtime's MeterEntry without a config)."""
+        return MeterConfig(self.meter, self.index, 0, 0, 0, 0)
+
 
 Entity = Union[TableEntry, DefaultAction, MeterConfig]
 SwitchState = dict[Hashable, Entity]

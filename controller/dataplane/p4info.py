@@ -149,9 +149,10 @@ class P4Schema:
         meter_id, size = self.meters[config.meter]
         if not 0 <= config.index < size:
             raise EntryError(f"index {config.index} outside 0..{size - 1}")
-        return p4runtime_pb2.MeterEntry(
-            meter_id=meter_id, index=p4runtime_pb2.Index(index=config.index),
-            config=p4runtime_pb2.MeterConfig(cir=config.cir, cburst=config.cburst, pir=config.pir, pburst=config.pburst))
+        entry = p4runtime_pb2.MeterEntry(meter_id=meter_id, index=p4runtime_pb2.Index(index=config.index))
+        if config != config.reset():
+            entry.config.CopyFrom(p4runtime_pb2.MeterConfig(cir=config.cir, cburst=config.cburst, pir=config.pir, pburst=config.pburst))
+        return entry
 
     def from_proto(self, entity: p4runtime_pb2.Entity) -> Entity:
         """The entity a switch reports, in this module's terms (for comparing with what we want)."""

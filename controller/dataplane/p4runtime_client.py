@@ -220,6 +220,8 @@ class SwitchClient:
         for proto in self.read(filters):
             if proto.HasField("meter_entry") and not _configured(proto.meter_entry.config):
                 continue
+            if proto.HasField("table_entry") and not proto.table_entry.action.HasField("action"):
+                continue
             entity = self.schema.from_proto(proto)
             state[entity.key] = entity
         return state

@@ -56,7 +56,7 @@ const bit<8> MAX_PASSES = 16;
 
 const bit<32> MAX_CHAINS    = 4096;
 const bit<32> MAX_INSTANCES = 4096;
-const bit<32> MAX_METERS    = 4096;
+const bit<32> MAX_METERS    = 1024;
 
 /* What nsh_steer decided for this pass. */
 const bit<3> STEP_NONE       = 0;

@@ -1,0 +1,246 @@
+"""The controller's data-plane logic against P4Runtime server fakes: convergence, consistent moves, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from p4.v1 import p4runtime_pb2
+
+from controller.dataplane import entries as E
+from controller.dataplane.builder import plan_em_regions, step_paths
+from controller.dataplane.layout import Layout
+from controller.dataplane.p4info import P4Schema
+from controller.dataplane.p4runtime_client import Pipeline, SwitchClient, SwitchError
+from controller.dataplane.reconciler import DataPlane
+from controller.dataplane.rules import chain_flow, instance_rules
+from controller.errors import SremError
+from controller.model.evaluator import StepEvaluator
+from controller.model.substrate import HostKind
+from dataplane_walk import walk
+from p4runtime_fake import FakeP4RuntimeServer
+
+SCHEMA = P4Schema.load()
+PIPELINE = Pipeline.load()
+
+
+@dataclass
+class Bed:
+    fakes: dict[str, FakeP4RuntimeServer]
+    plane: DataPlane
+    layout: Layout
+    evaluator: StepEvaluator
+    workload: object
+    rules: list
+
+    def new_plane(self, election_id: int = 1) -> DataPlane:
+        clients = {n: SwitchClient(n, f.address, 1, SCHEMA, election_id=election_id, timeout_s=2.0) for n, f in self.fakes.items()}
+        return DataPlane(self.layout, self.evaluator.substrate, clients, PIPELINE, drain_s=0.0)
+
+    def apply(self, placement: tuple[int, ...], plane: DataPlane | None = None, resync: bool = False):  # type: ignore[no-untyped-def]
+        w = self.workload
+        result = self.evaluator.evaluate(w, 0, w.initial_placement, placement)  # type: ignore[attr-defined]
+        sub = self.evaluator.substrate
+        (plane or self.plane).apply(w.requests, placement, w.assignment, step_paths(result), self.rules,  # type: ignore[attr-defined]
+                                    plan_em_regions(self.layout, sub, placement), resync=resync)
+        return result
+
+    def states(self) -> dict[str, E.SwitchState]:
+        return self.plane.read()
+
+
+@pytest.fixture
+def bed(small_dataset) -> Iterator[Bed]:  # type: ignore[no-untyped-def]
+    sub = small_dataset.substrate
+    layout = Layout(sub.spec.topology)
+    workload = small_dataset.split("test", 1)[0]
+    fakes = {name: FakeP4RuntimeServer(device_id=1, name=name) for name in layout.switches}
+    try:
+        for fake in fakes.values():
+            fake.start()
+        rules = instance_rules(layout, sub, workload.requests, workload.assignment, 1.0)
+        bed = Bed(fakes, None, layout, StepEvaluator(sub, small_dataset.objective_weights), workload, rules)  # type: ignore[arg-type]
+        bed.plane = bed.new_plane()
+        yield bed
+        bed.plane.close()
+    finally:
+        for fake in fakes.values():
+            fake.stop()
+
+
+def hosts_of(sub, kind: HostKind) -> list[int]:  # type: ignore[no-untyped-def]
+    return [h.index for h in sub.hosts if h.kind is kind]
+
+
+def test_converges_from_empty_switches_and_a_restarted_controller_changes_nothing(bed: Bed) -> None:
+    assert sorted(bed.plane.connect()) == sorted(bed.fakes)
+    bed.apply(bed.workload.initial_placement)  # type: ignore[attr-defined]
+    assert all(len(f.entries()) > 0 for f in bed.fakes.values())
+    bed.plane.close()
+    writes = sum(f.write_count for f in bed.fakes.values())
+    restarted = bed.new_plane(election_id=2)
+    assert restarted.connect() == []  # same program already running: not pushed again
+    bed.apply(bed.workload.initial_placement, plane=restarted)  # type: ignore[attr-defined]
+    assert sum(f.write_count for f in bed.fakes.values()) == writes
+    restarted.close()
+
+
+def test_a_restarted_switch_is_refilled(bed: Bed) -> None:
+    bed.plane.connect()
+    placement = bed.workload.initial_placement  # type: ignore[attr-defined]
+    bed.apply(placement)
+    before = bed.states()
+    bed.fakes["e1"].restart(clear_state=True)
+    assert bed.plane.connect() == ["e1"]
+    result = bed.apply(placement, resync=True)
+    states = bed.states()
+    assert len(states["e1"]) == len(before["e1"])
+    sub = bed.evaluator.substrate
+    for request, outcome in zip(bed.workload.requests, result.requests):  # type: ignore[attr-defined]
+        walked = walk(bed.layout, states, sub.node_names[request.source], chain_flow(bed.layout, sub, request))
+        assert walked.outcome == ("delivered" if outcome.accepted else "rejected")
+    writes = sum(f.write_count for f in bed.fakes.values())
+    bed.apply(placement, resync=True)
+    assert sum(f.write_count for f in bed.fakes.values()) == writes
+
+
+def _order_recorder(bed: Bed) -> list[tuple[str, int, str, p4runtime_pb2.Update]]:
+    log: list[tuple[str, int, str, p4runtime_pb2.Update]] = []
+    for name, fake in bed.fakes.items():
+        def record(update: p4runtime_pb2.Update, name: str = name) -> None:
+            table = SCHEMA.table_by_id.get(update.entity.table_entry.table_id)
+            log.append((name, update.type, table.name if table else "", update))
+        fake.reject_entry = record  # type: ignore[assignment]
+    return log
+
+
+def test_moving_an_instance_from_a_server_into_em_and_back_is_consistent(bed: Bed) -> None:
+    sub = bed.evaluator.substrate
+    w = bed.workload
+    bed.plane.connect()
+    start = w.initial_placement  # type: ignore[attr-defined]
+    k = w.assignment[0][0]  # type: ignore[attr-defined]
+    assert sub.hosts[start[k]].kind is HostKind.SERVER
+    bed.apply(start)
+    em = hosts_of(sub, HostKind.EM)[0]
+    em_switch = sub.node_names[sub.hosts[em].node]
+    for target in [em, start[k]]:
+        log = _order_recorder(bed)
+        placement = tuple(target if i == k else h for i, h in enumerate(start))
+        result = bed.apply(placement)
+        states = bed.states()
+        host = sub.hosts[target]
+        rdma = [e for e in states[em_switch].values() if getattr(e, "table", "") == E.RDMA_INDEX]
+        assert bool(rdma) == (host.kind is HostKind.EM)
+        users = [(r, o) for r, a, o in zip(w.requests, w.assignment, result.requests) if k in a]  # type: ignore[attr-defined]
+        assert any(o.accepted for _, o in users)
+        for request, outcome in users:
+            walked = walk(bed.layout, states, sub.node_names[request.source], chain_flow(bed.layout, sub, request))
+            if outcome.accepted:
+                assert walked.outcome == "delivered" and (sub.node_names[host.node], k) in walked.processed
+        # Order: every insert before the first classifier change, every delete after the last.
+        kinds = [(t, table) for _, t, table, _ in log]
+        flips = [i for i, (t, table) in enumerate(kinds) if table == E.CLASSIFIER]
+        assert flips
+        assert all(t != p4runtime_pb2.Update.INSERT or table == E.CLASSIFIER for t, table in kinds[flips[0]:])
+        assert all(t != p4runtime_pb2.Update.DELETE for t, _ in kinds[:flips[-1]])
+        assert any(t == p4runtime_pb2.Update.DELETE for t, _ in kinds[flips[-1]:])
+
+
+def test_an_entry_a_switch_rejects_leaves_the_old_configuration_in_force(bed: Bed) -> None:
+    sub = bed.evaluator.substrate
+    w = bed.workload
+    bed.plane.connect()
+    start = w.initial_placement  # type: ignore[attr-defined]
+    bed.apply(start)
+    before = bed.states()
+    k = w.assignment[0][0]  # type: ignore[attr-defined]
+    lm = hosts_of(sub, HostKind.LM)[0]
+    victim = sub.node_names[sub.hosts[lm].node]
+
+    def reject(update: p4runtime_pb2.Update) -> str | None:
+        if update.entity.table_entry.table_id == SCHEMA.tables[E.STEER].id:
+            return "no room for this entry"
+        return None
+
+    bed.fakes[victim].reject_entry = reject
+    placement = tuple(lm if i == k else h for i, h in enumerate(start))
+    with pytest.raises(SwitchError) as caught:
+        bed.apply(placement)
+    assert f"switch {victim}" in caught.value.one_line() and E.STEER in caught.value.one_line()
+    assert "previous configuration kept" in caught.value.one_line()
+    bed.fakes[victim].reject_entry = None
+    assert bed.states() == before
+    bed.apply(placement)  # and the next attempt converges
+    assert bed.states() != before
+
+
+def test_a_failed_commit_reverts_the_classifiers(bed: Bed) -> None:
+    sub = bed.evaluator.substrate
+    w = bed.workload
+    bed.plane.connect()
+    start = w.initial_placement  # type: ignore[attr-defined]
+    bed.apply(start)
+    before = bed.states()
+    placement = tuple(hosts_of(sub, HostKind.EM)[1] if i == w.assignment[0][0] else h for i, h in enumerate(start))  # type: ignore[attr-defined]
+    source = sub.node_names[w.requests[-1].source]  # type: ignore[attr-defined]
+    flipped: list[str] = []
+
+    def reject_second_classifier_switch(name: str):  # type: ignore[no-untyped-def]
+        def hook(update: p4runtime_pb2.Update) -> str | None:
+            if update.entity.table_entry.table_id == SCHEMA.tables[E.CLASSIFIER].id and update.type == p4runtime_pb2.Update.MODIFY:
+                first_time = name not in flipped
+                flipped.append(name)
+                if first_time and len(set(flipped)) == 2:
+                    return "refused"
+            return None
+        return hook
+
+    for name, fake in bed.fakes.items():
+        fake.reject_entry = reject_second_classifier_switch(name)
+    try:
+        bed.apply(placement)
+    except SwitchError as exc:
+        assert "commit failed" in exc.one_line()
+        for fake in bed.fakes.values():
+            fake.reject_entry = None
+        assert bed.states() == before
+    else:
+        assert len(set(flipped)) <= 1, source  # only one switch had classifiers to flip
+
+
+def test_bad_placements_unreachable_and_refusing_switches_fail_in_one_line(bed: Bed) -> None:
+    sub = bed.evaluator.substrate
+    bed.plane.connect()
+    writes = sum(f.write_count for f in bed.fakes.values())
+    w = bed.workload
+    result = bed.evaluator.evaluate(w, 0, w.initial_placement, w.initial_placement)  # type: ignore[attr-defined]
+    bad = (len(sub.hosts) + 3, *w.initial_placement[1:])  # type: ignore[attr-defined]
+    with pytest.raises(SremError, match=r"placement of .*: unknown host"):
+        bed.plane.apply(w.requests, bad, w.assignment, step_paths(result), bed.rules, {})  # type: ignore[attr-defined]
+    assert sum(f.write_count for f in bed.fakes.values()) == writes
+    bed.fakes["c1"].stop()
+    client = SwitchClient("c1", bed.fakes["c1"].address, 1, SCHEMA, timeout_s=0.5)
+    with pytest.raises(SwitchError, match=r"^switch c1: unreachable"):
+        client.connect()
+    bed.fakes["c1"].start()
+    bed.fakes["c1"].refuse_mastership = True
+    with pytest.raises(SwitchError, match=r"^switch c1: refuses mastership"):
+        SwitchClient("c1", bed.fakes["c1"].address, 1, SCHEMA, timeout_s=2.0).connect()
+
+
+def test_packet_io_and_counters_through_the_client(bed: Bed) -> None:
+    bed.plane.connect()
+    client = bed.plane.clients["e1"]
+    client.packet_out(b"\x00" * 60, egress_port=3)
+    fake = bed.fakes["e1"]
+    for _ in range(100):
+        if fake.packets_out:
+            break
+        import time
+        time.sleep(0.01)
+    assert fake.packets_out[0][0] == b"\x00" * 60 and 3 in fake.packets_out[0][1].values()
+    fake.send_packet_in(b"\x01" * 60, {1: 7})
+    assert client.packet_in(timeout_s=2.0) == (b"\x01" * 60, 7)
+    assert client.read_counter(E.CHAIN_COUNTER, 5) == {5: (0, 0)}
