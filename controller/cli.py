@@ -175,6 +175,29 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     _emit(args, document, (out / "fig6.md").read_text().rstrip() + f"\nwrote {out}/fig6.csv, fig6a.png, fig6b.png, fig6c.png, fig6.md")
 
 
+def cmd_p4_compile(args: argparse.Namespace) -> None:
+    from controller.dataplane.p4program import BUILD, compile_program
+
+    result = compile_program()
+    document = {"out": str(BUILD), "command": result.command, "warnings": result.warnings}
+    _emit(args, document, (result.warnings + "\n" if result.warnings else "") + f"wrote {BUILD}/ ({' '.join(result.command[:1])})")
+
+
+def cmd_shell(args: argparse.Namespace) -> None:
+    """Replace this process with p4runtime-shell connected to the switch."""
+    import os
+
+    from controller.dataplane.layout import Layout
+
+    layout = Layout(load_topology(args.topology).spec)
+    if args.switch not in layout.switches:
+        raise SremError(f"no switch {args.switch!r} in topology {args.topology} (switches: {', '.join(layout.switches)})", where="SWITCH")
+    address = args.address or layout.switches[args.switch].grpc_address
+    command = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", address, "--device-id", str(args.device_id),
+               "--election-id", args.election_id]
+    os.execv(sys.executable, command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="srem", description="SR-EM: reconfigure service function chains across servers and P4 switch memories.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -237,6 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", action="append", default=[], help="gap: also compare this policy (e.g. srem:CHECKPOINT); repeatable")
     p.add_argument("--out", default=None, help="output directory (default results/FIGURE)")
     p.set_defaults(func=cmd_experiment)
+
+    p4 = sub.add_parser("p4", help="the P4 program")
+    p4_sub = p4.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p = p4_sub.add_parser("compile", help="recompile p4src/srem.p4 into p4src/build/ (local p4c, else the p4lang/p4c image)",
+                          parents=[json_flag])
+    p.set_defaults(func=cmd_p4_compile)
+
+    p = sub.add_parser("shell", help="interactive p4runtime-shell on a running switch, for debugging")
+    p.add_argument("switch", metavar="SWITCH", help="switch name in the topology")
+    p.add_argument("--topology", default="paper", help="built-in topology or topology file (default: paper)")
+    p.add_argument("--address", default=None, help="P4Runtime address (default: 127.0.0.1:50000+switch id, the testbed's)")
+    p.add_argument("--device-id", type=int, default=1)
+    p.add_argument("--election-id", default="0,2",
+                   help="HIGH,LOW (default 0,2: above the controller's 1, so the shell becomes primary and can write)")
+    p.set_defaults(func=cmd_shell)
     return parser
 
 

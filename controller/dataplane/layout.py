@@ -25,6 +25,8 @@ FIRST_LINK_PORT = 2
 EMAC_PORT = 100
 CPU_PORT = 255
 """Must equal CPU_PORT of p4src/include/headers.p4."""
+GRPC_BASE_PORT = 50000
+"""Switch N's P4Runtime server listens on GRPC_BASE_PORT + N in the testbed."""
 SWITCH_NET = ipaddress.IPv4Address("10.1.0.0")
 SERVER_NET = ipaddress.IPv4Address("10.2.0.0")
 MAX_IDS = 65535
@@ -40,6 +42,10 @@ class SwitchLayout:
     switch_id: int
     ports: dict[NodeName, int]
     """Neighbour -> the port of this switch that leads to it."""
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{GRPC_BASE_PORT + self.switch_id}"
 
     @property
     def host_ip(self) -> ipaddress.IPv4Address:

@@ -1,0 +1,73 @@
+"""Packet driver run inside a test's network namespace: sends packets, records what arrives, and plays
+the server VNF and the EMAC on their ports.
+
+Usage: python bmv2_packets.py SPEC.json  (prints one JSON document). SPEC:
+  {"ifaces": [...], "send": [[iface, hex], ...], "servers": [iface, ...],
+   "emacs": {iface: {"instance:src:dst:proto:dport": response-fields}}, "seconds": float}
+A server stub returns every NSH packet with SI - 1; an EMAC stub answers every request with the
+response its table names (a miss when none).
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import sys
+import time
+
+from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, ETHERTYPE_NSH, STATUS_MISS, EmacRequest, EmacResponse, Nsh
+
+PACKET_OUTGOING = 4
+
+
+def server_reply(frame: bytes) -> bytes | None:
+    if int.from_bytes(frame[12:14], "big") != ETHERTYPE_NSH:
+        return None
+    nsh = Nsh.unpack(frame[14:])
+    return frame[:14] + Nsh(nsh.spi, nsh.si - 1, nsh.version, nsh.ttl).pack() + frame[14 + Nsh.SIZE:]
+
+
+def emac_reply(frame: bytes, table: dict[str, dict[str, int]]) -> tuple[bytes, EmacRequest] | None:
+    if int.from_bytes(frame[12:14], "big") != ETHERTYPE_EMAC_REQUEST:
+        return None
+    req = EmacRequest.unpack(frame[14:])
+    found = table.get(f"{req.instance}:{req.src_addr}:{req.dst_addr}:{req.protocol}:{req.dst_port}")
+    response = EmacResponse(req.switch_id, req.instance, req.vnf_type, req.seq, **(found or {"status": STATUS_MISS, "action": 0}))
+    rest = frame[14 + EmacRequest.SIZE:]
+    return frame[:12] + ETHERTYPE_EMAC_RESPONSE.to_bytes(2, "big") + response.pack() + rest, req
+
+
+def main() -> None:
+    spec = json.loads(open(sys.argv[1]).read())
+    socks = {}
+    for name in spec["ifaces"]:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        s.bind((name, 0))
+        socks[name] = s
+    seen: dict[str, list[str]] = {name: [] for name in socks}
+    requests: list[dict[str, int]] = []
+    time.sleep(0.2)
+    for iface, frame in spec["send"]:
+        socks[iface].send(bytes.fromhex(frame))
+        time.sleep(0.05)
+    deadline = time.monotonic() + spec["seconds"]
+    by_fd = {s.fileno(): (name, s) for name, s in socks.items()}
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select(list(by_fd), [], [], left)
+        for fd in ready:
+            name, s = by_fd[fd]
+            frame, address = s.recvfrom(65535)
+            if address[2] == PACKET_OUTGOING:
+                continue
+            seen[name].append(frame.hex())
+            if name in spec["servers"] and (reply := server_reply(frame)) is not None:
+                s.send(reply)
+            elif name in spec["emacs"] and (answer := emac_reply(frame, spec["emacs"][name])) is not None:
+                s.send(answer[0])
+                requests.append({"iface": name, **answer[1].__dict__})
+    print(json.dumps({"seen": seen, "emac_requests": requests}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""srem.p4 on BMv2 simple_switch_grpc, driven by the controller over P4Runtime, with scapy-built packets
+on veth pairs in a network namespace this test creates (and deletes, whatever happens).
+
+Two switches s1 - s2, server m1 under s1, an EMAC port on each switch. One chain of each kind:
+NAT in s1's LM, DSCP classifier in s2's EM (the EMAC stub answers), firewall on server m1, rate
+limiter in s2's LM, and a rejected chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.dataplane import entries as E
+from controller.dataplane.builder import plan_em_regions, step_paths
+from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
+from controller.dataplane.p4info import P4Schema
+from controller.dataplane.p4runtime_client import Pipeline, SwitchClient
+from controller.dataplane.reconciler import DataPlane
+from controller.dataplane.rules import NAT_PORT, chain_flow, instance_rules
+from controller.dataplane.wire import ETHERTYPE_IPV4, ETHERTYPE_NSH, Nsh
+from controller.model.evaluator import StepEvaluator
+from factories import placement_of, substrate, topology_dict, vnf, workload
+
+MISSING = [tool for tool in ("simple_switch_grpc", "ip") if shutil.which(tool) is None]
+pytestmark = [
+    pytest.mark.skipif(bool(MISSING), reason=f"needs {' and '.join(MISSING)} (BMv2 simple_switch_grpc, iproute2)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
+]
+DROP_CHAIN_REJECTED = 3
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def netns(tmp_path: Path) -> Iterator[str]:
+    name = f"srem-t{os.getpid()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+    sh("ip", "netns", "add", name)
+    try:
+        run = ["ip", "netns", "exec", name]
+        sh(*run, "ip", "link", "set", "lo", "up")
+        sh(*run, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        pairs = [("s1p1", "h1"), ("s1p2", "s2p2"), ("s1p3", "m1"), ("s1pe", "emac1"), ("s2p1", "h2"), ("s2pe", "emac2")]
+        for a, b in pairs:
+            sh(*run, "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+            for end in (a, b):
+                sh(*run, "ip", "link", "set", end, "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def switches(netns: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """BMv2 for s1 and s2 inside the namespace, their P4Runtime servers on unix sockets."""
+    interfaces = {"s1": {HOST_PORT: "s1p1", 2: "s1p2", 3: "s1p3", EMAC_PORT: "s1pe"}, "s2": {HOST_PORT: "s2p1", 2: "s2p2", EMAC_PORT: "s2pe"}}
+    procs, addresses = [], {}
+    try:
+        for name, ports in interfaces.items():
+            sock = tmp_path / f"{name}.sock"
+            binds = [arg for port, iface in ports.items() for arg in ("-i", f"{port}@{iface}")]
+            procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", netns, "simple_switch_grpc", "--device-id", "1", *binds, "--no-p4", "--log-level", "error",
+                 "--", "--grpc-server-addr", f"unix://{sock}", "--cpu-port", "255"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            addresses[name] = f"unix://{sock}"
+        for name in interfaces:
+            for _ in range(100):
+                if (tmp_path / f"{name}.sock").exists():
+                    break
+                time.sleep(0.05)
+        yield addresses
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def frame(src_ip: int, dst_ip: int, dport: int) -> str:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=_ip(src_ip), dst=_ip(dst_ip), ttl=64)
+                 / UDP(sport=5000, dport=dport) / (b"srem" * 8)).hex()
+
+
+def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_path: Path) -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    topo = topology_dict(["s1", "s2"], ["m1"], [("s1", "s2", 10.0, 0.01), ("m1", "s1", 10.0, 0.01)])
+    sub = substrate(topo, [vnf("firewall", 4), vnf("nat", 4), vnf("rate_limiter", 4), vnf("classifier", 4)])
+    chains = [(["nat"], "s1", "s2"), (["classifier"], "s1", "s2"), (["firewall"], "s1", "s2"), (["rate_limiter"], "s2", "s1"),
+              (["firewall"], "s2", "s1")]
+    placement = {"nat#0": "lm:s1", "classifier#0": "em:s2", "firewall#0": "m1", "rate_limiter#0": "lm:s2"}
+    w = workload(sub, [(c, a, b, [1.0], [100.0]) for c, a, b in chains], placement)
+    result = StepEvaluator(sub).evaluate(w, 0, w.initial_placement, placement_of(sub, placement))
+    assert [r.accepted for r in result.requests] == [True] * 5
+    paths = step_paths(result)[:4] + (None,)  # the last chain is rejected
+    layout = Layout(sub.spec.topology)
+    rules = instance_rules(layout, sub, w.requests, w.assignment, 1.0)
+    schema = P4Schema.load()
+    clients = {n: SwitchClient(n, a, 1, schema, timeout_s=10.0) for n, a in switches.items()}
+    plane = DataPlane(layout, sub, clients, Pipeline.load(), drain_s=0.0)
+    try:
+        assert sorted(plane.connect()) == ["s1", "s2"]
+        plane.apply(w.requests, result.placement, w.assignment, paths, rules, plan_em_regions(layout, sub, result.placement))
+        flows = [chain_flow(layout, sub, r) for r in w.requests]
+        classifier = sub.instance_index["classifier#0"]
+        rule = next(r for r in rules[classifier] if r.key == flows[1])
+        emac_table = {f"{classifier}:{flows[1].src}:{flows[1].dst}:17:{flows[1].dst_port}": {"status": 0, "action": int(rule.action), "dscp": rule.dscp}}
+        spec = {"ifaces": ["h1", "h2", "m1", "emac1", "emac2", "s2p2"], "servers": ["m1"], "emacs": {"emac2": emac_table, "emac1": {}},
+                "seconds": 2.0, "send": [["h1" if i < 3 else "h2", frame(f.src, f.dst, f.dst_port)] for i, f in enumerate(flows)]}
+        (tmp_path / "spec.json").write_text(json.dumps(spec))
+        done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, str(Path(__file__).with_name("bmv2_packets.py")),
+                               str(tmp_path / "spec.json")], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        seen = {k: [bytes.fromhex(h) for h in v] for k, v in out["seen"].items()}
+
+        def delivered(iface: str, flow_index: int) -> list[Ether]:
+            f = flows[flow_index]
+            got = [Ether(b) for b in seen[iface]]
+            return [p for p in got if IP in p and p[IP].src == _ip(f.src) and p[IP].dst == _ip(f.dst)
+                    and (p[UDP].dport in (f.dst_port, NAT_PORT + flow_index))]
+
+        # NAT in s1's LM: applied in the switch, NSH popped at s2, destination port rewritten.
+        nat = delivered("h2", 0)
+        assert len(nat) == 1 and nat[0].type == ETHERTYPE_IPV4 and nat[0][UDP].dport == NAT_PORT + 0
+        assert nat[0][UDP].chksum == 0 and nat[0][IP].chksum == IP(bytes(nat[0][IP])).chksum
+        # In transit s1 -> s2: NSH with SPI 1, all functions done (SI 0), version in the TLV.
+        transit = [Nsh.unpack(b[14:]) for b in seen["s2p2"] if int.from_bytes(b[12:14], "big") == ETHERTYPE_NSH]
+        assert any(n.spi == 1 and n.si == 0 and n.version >= 1 for n in transit)
+        assert any(n.spi == 2 and n.si == 1 for n in transit)
+        # Classifier in s2's EM: a request reached the EMAC with the switch, instance and key; the response's DSCP applied.
+        assert [(r["switch_id"], r["instance"], r["dst_port"]) for r in out["emac_requests"]] == [(2, classifier, flows[1].dst_port)]
+        dscp = delivered("h2", 1)
+        assert len(dscp) == 1 and dscp[0][IP].tos >> 2 == rule.dscp
+        # Firewall on server m1: the packet went to the server with NSH (SPI 3, SI 1) and came back to be delivered.
+        at_server = [Nsh.unpack(b[14:]) for b in seen["m1"] if int.from_bytes(b[12:14], "big") == ETHERTYPE_NSH]
+        assert [(n.spi, n.si) for n in at_server] == [(3, 1)]
+        assert len(delivered("h2", 2)) == 1
+        # Rate limiter in s2's LM (green: within its rate), delivered to h1; the rejected chain never is.
+        assert len(delivered("h1", 3)) == 1 and delivered("h1", 4) == []
+        s1, s2 = clients["s1"], clients["s2"]
+        assert all(s1.read_counter(E.CHAIN_COUNTER, spi)[spi][0] == 1 for spi in (1, 2, 3))
+        assert s2.read_counter(E.CHAIN_COUNTER, 4)[4][0] == 1
+        assert s1.read_counter(E.VNF_COUNTER, sub.instance_index["nat#0"])[sub.instance_index["nat#0"]][0] == 1
+        assert s1.read_counter(E.VNF_COUNTER, sub.instance_index["firewall#0"])[sub.instance_index["firewall#0"]][0] == 1
+        assert s2.read_counter(E.VNF_COUNTER, classifier)[classifier][0] == 1
+        assert s2.read_counter(E.DROP_COUNTER, DROP_CHAIN_REJECTED)[DROP_CHAIN_REJECTED][0] == 1
+    finally:
+        plane.close()
+
+
+def _ip(n: int) -> str:
+    return ".".join(str((n >> s) & 255) for s in (24, 16, 8, 0))
