@@ -105,6 +105,7 @@ def test_entries_survive_the_p4info_both_ways(paper_day) -> None:  # type: ignor
     for state in deploy(paper_day, paper_day[2][0]).values():
         for entity in state.values():
             assert schema.from_proto(schema.to_proto(entity)) == entity
+            assert schema.to_proto(entity).SerializeToString() == schema.encode(entity)
 
 
 def test_the_p4info_rejects_bad_entries_naming_them() -> None:
@@ -133,12 +134,13 @@ def test_a_move_installs_a_new_version_before_the_switch_over_and_removes_the_ol
     after = deploy(paper_day, moved, current=before)
     plan = plan_update(before, after)
     users = [r for r, a in zip(workload.requests, workload.assignment) if k in a]
-    # prepare touches nothing the old configuration uses; commit flips only classifiers; cleanup only deletes.
+    # prepare touches nothing the old configuration uses; commit flips only classifiers; cleanup only
+    # deletes entries and resets meter cells no rule uses any more.
     for switch, updates in plan.prepare.items():
         for u in updates:
             assert u.op is Op.INSERT or u.entity.key not in before[switch] or not isinstance(u.entity, TableEntry)
     assert all(u.entity.table == E.CLASSIFIER for ups in plan.commit.values() for u in ups)
-    assert all(u.op is Op.DELETE for ups in plan.cleanup.values() for u in ups)
+    assert all(u.op is Op.DELETE or u.entity == getattr(u.entity, "reset", lambda: None)() for ups in plan.cleanup.values() for u in ups)
     # Between prepare and commit, every packet still walks the old configuration; after commit, the new one.
     prepared = {s: dict(before[s]) for s in before}
     for switch, updates in plan.prepare.items():

@@ -92,67 +92,72 @@ class P4Schema:
     def load(cls, path: Path = P4INFO) -> P4Schema:
         return cls(text_format.Parse(path.read_text(), p4info_pb2.P4Info()))
 
-    def to_proto(self, entity: Entity) -> p4runtime_pb2.Entity:
+    def encode(self, entity: Entity) -> bytes:
+        """The entity as a serialised `p4.v1.Entity`, checked against the P4Info (EntryError names it)."""
         try:
             if isinstance(entity, TableEntry):
-                return p4runtime_pb2.Entity(table_entry=self._table_entry(entity))
+                return _message(2, self._table_entry(entity))
             if isinstance(entity, DefaultAction):
                 table = self._table(entity.table)
-                return p4runtime_pb2.Entity(table_entry=p4runtime_pb2.TableEntry(
-                    table_id=table.id, action=self._action(table, entity.action, entity.params), is_default_action=True))
-            return p4runtime_pb2.Entity(meter_entry=self._meter_entry(entity))
+                return _message(2, _uint(1, table.id) + _message(3, self._action(table, entity.action, entity.params)) + _uint(8, 1))
+            return _message(5, self._meter_entry(entity))
         except EntryError as e:
             raise EntryError(f"{describe(entity)}: {e}") from None
+
+    def to_proto(self, entity: Entity) -> p4runtime_pb2.Entity:
+        return p4runtime_pb2.Entity.FromString(self.encode(entity))
 
     def _table(self, name: str) -> TableInfo:
         if name not in self.tables:
             raise EntryError(f"no table {name!r} in the P4Info")
         return self.tables[name]
 
-    def _action(self, table: TableInfo, name: str, params: tuple[tuple[str, int], ...]) -> p4runtime_pb2.TableAction:
+    def _action(self, table: TableInfo, name: str, params: tuple[tuple[str, int], ...]) -> bytes:
+        """A serialised TableAction."""
         action = self.actions.get(name)
         if action is None or action.id not in table.actions:
             raise EntryError(f"table {table.name} has no action {name!r}")
         given = dict(params)
-        if set(given) != set(action.params):
+        if len(given) != len(action.params) or not all(p in given for p in action.params):
             raise EntryError(f"action {name} takes parameters {sorted(action.params)}, got {sorted(given)}")
-        proto = p4runtime_pb2.Action(action_id=action.id)
+        body = _uint(1, action.id)
         for pname, info in action.params.items():
             try:
-                proto.params.add(param_id=info.id, value=encode(given[pname], info.bitwidth))
+                body += _message(4, _uint(2, info.id) + _bytes(3, encode(given[pname], info.bitwidth)))
             except EntryError as e:
                 raise EntryError(f"parameter {pname}: {e}") from None
-        return p4runtime_pb2.TableAction(action=proto)
+        return _message(1, body)
 
-    def _table_entry(self, entry: TableEntry) -> p4runtime_pb2.TableEntry:
+    def _table_entry(self, entry: TableEntry) -> bytes:
         table = self._table(entry.table)
-        proto = p4runtime_pb2.TableEntry(table_id=table.id, priority=entry.priority,
-                                         action=self._action(table, entry.action, entry.params))
         if table.needs_priority != (entry.priority > 0):
             raise EntryError("a priority is needed exactly when the table has ternary fields")
+        body = _uint(1, table.id)
         for name, match in entry.match:
             info = table.fields.get(name)
             if info is None:
                 raise EntryError(f"table {table.name} has no match field {name!r}")
             try:
-                proto.match.append(_field_match(info, match))
+                body += _message(2, _uint(1, info.id) + _field_match(info, match))
             except EntryError as e:
                 raise EntryError(f"field {name}: {e}") from None
-        missing = [n for n, f in table.fields.items() if f.kind == "exact" and n not in dict(entry.match)]
-        if missing:
-            raise EntryError(f"exact field(s) {', '.join(missing)} missing")
-        return proto
+        if len(entry.match) < len(table.fields):
+            present = dict(entry.match)
+            missing = [n for n, f in table.fields.items() if f.kind == "exact" and n not in present]
+            if missing:
+                raise EntryError(f"exact field(s) {', '.join(missing)} missing")
+        return body + _message(3, self._action(table, entry.action, entry.params)) + _uint(4, entry.priority)
 
-    def _meter_entry(self, config: MeterConfig) -> p4runtime_pb2.MeterEntry:
+    def _meter_entry(self, config: MeterConfig) -> bytes:
         if config.meter not in self.meters:
             raise EntryError(f"no meter {config.meter!r} in the P4Info")
         meter_id, size = self.meters[config.meter]
         if not 0 <= config.index < size:
             raise EntryError(f"index {config.index} outside 0..{size - 1}")
-        entry = p4runtime_pb2.MeterEntry(meter_id=meter_id, index=p4runtime_pb2.Index(index=config.index))
+        body = _uint(1, meter_id) + _message(2, _uint(1, config.index))
         if config != config.reset():
-            entry.config.CopyFrom(p4runtime_pb2.MeterConfig(cir=config.cir, cburst=config.cburst, pir=config.pir, pburst=config.pburst))
-        return entry
+            body += _message(3, _uint(1, config.cir) + _uint(2, config.cburst) + _uint(3, config.pir) + _uint(4, config.pburst))
+        return body
 
     def from_proto(self, entity: p4runtime_pb2.Entity) -> Entity:
         """The entity a switch reports, in this module's terms (for comparing with what we want)."""
@@ -169,23 +174,54 @@ class P4Schema:
         return TableEntry(table.name, match, action.name, params, e.priority)
 
 
-def _field_match(info: FieldInfo, match: FieldMatch) -> p4runtime_pb2.FieldMatch:
-    proto = p4runtime_pb2.FieldMatch(field_id=info.id)
+def _field_match(info: FieldInfo, match: FieldMatch) -> bytes:
+    """The exact (2), ternary (3) or lpm (4) part of a serialised FieldMatch."""
     if isinstance(match, Exact) and info.kind == "exact":
-        proto.exact.value = encode(match.value, info.bitwidth)
-    elif isinstance(match, Ternary) and info.kind == "ternary":
+        return _message(2, _bytes(1, encode(match.value, info.bitwidth)))
+    if isinstance(match, Ternary) and info.kind == "ternary":
         if match.value & ~match.mask:
             raise EntryError(f"ternary value {match.value:#x} has bits outside mask {match.mask:#x}")
-        proto.ternary.value = encode(match.value, info.bitwidth)
-        proto.ternary.mask = encode(match.mask, info.bitwidth)
-    elif isinstance(match, Lpm) and info.kind == "lpm":
+        return _message(3, _bytes(1, encode(match.value, info.bitwidth)) + _bytes(2, encode(match.mask, info.bitwidth)))
+    if isinstance(match, Lpm) and info.kind == "lpm":
         if not 0 < match.prefix_len <= info.bitwidth or match.value & ((1 << (info.bitwidth - match.prefix_len)) - 1):
             raise EntryError(f"bad prefix {match.value:#x}/{match.prefix_len}")
-        proto.lpm.value = encode(match.value, info.bitwidth)
-        proto.lpm.prefix_len = match.prefix_len
-    else:
-        raise EntryError(f"{type(match).__name__.lower()} match on a {info.kind} field")
-    return proto
+        return _message(4, _bytes(1, encode(match.value, info.bitwidth)) + _uint(2, match.prefix_len))
+    raise EntryError(f"{type(match).__name__.lower()} match on a {info.kind} field")
+
+
+# Protobuf's wire format, written directly: protobuf 3.20 (which p4runtime-shell pins) has only its
+# pure-Python implementation for Python 3.11, at ~100 us per table entry; this is ~10x faster and
+# byte-identical to SerializeToString (tested).
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _uint(number: int, value: int) -> bytes:
+    """A varint field; zero is left out, as proto3 does."""
+    return _varint(number << 3) + _varint(value) if value else b""
+
+
+def _bytes(number: int, value: bytes) -> bytes:
+    return _varint((number << 3) | 2) + _varint(len(value)) + value
+
+
+_message = _bytes
+
+
+def update_bytes(op_code: int, entity: bytes) -> bytes:
+    """A serialised p4.v1.Update."""
+    return _bytes(4, _uint(1, op_code) + _bytes(2, entity))
+
+
+def write_request_bytes(device_id: int, election_high: int, election_low: int, updates: list[bytes]) -> bytes:
+    """A serialised p4.v1.WriteRequest from serialised updates (`update_bytes`)."""
+    return _uint(1, device_id) + _message(3, _uint(1, election_high) + _uint(2, election_low)) + b"".join(updates)
 
 
 def _from_field_match(m: p4runtime_pb2.FieldMatch) -> FieldMatch:

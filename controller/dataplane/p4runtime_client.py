@@ -21,7 +21,7 @@ from google.rpc import code_pb2, status_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
 from controller.dataplane.entries import Entity, Op, SwitchState, Update, describe
-from controller.dataplane.p4info import EntryError, P4Schema
+from controller.dataplane.p4info import EntryError, P4Schema, update_bytes, write_request_bytes
 from controller.dataplane.p4program import BMV2_JSON, P4INFO
 from controller.errors import SremError
 
@@ -71,6 +71,7 @@ class SwitchClient:
         self.packets_in: queue.Queue[p4runtime_pb2.PacketIn] = queue.Queue()
         self._channel: grpc.Channel | None = None
         self._stub: p4runtime_pb2_grpc.P4RuntimeStub | None = None
+        self._write: grpc.UnaryUnaryMultiCallable | None = None
         self._outbox: queue.Queue[p4runtime_pb2.StreamMessageRequest | None] = queue.Queue()
         self._arbitration: queue.Queue[p4runtime_pb2.MasterArbitrationUpdate | Exception] = queue.Queue()
         self._reader: threading.Thread | None = None
@@ -87,6 +88,9 @@ class SwitchClient:
             self.close()
             raise SwitchError(self.name, f"unreachable at {self.address} (no P4Runtime server within {self.timeout_s:g} s)") from None
         self._stub = p4runtime_pb2_grpc.P4RuntimeStub(self._channel)
+        # Write takes requests this module serialises itself (p4info.write_request_bytes).
+        self._write = self._channel.unary_unary("/p4.v1.P4Runtime/Write", request_serializer=bytes,
+                                                response_deserializer=p4runtime_pb2.WriteResponse.FromString)
         self._outbox, self._arbitration = queue.Queue(), queue.Queue()
         stream = self._stub.StreamChannel(self._requests())
         self._reader = threading.Thread(target=self._read_stream, args=(stream,), name=f"p4rt-{self.name}", daemon=True)
@@ -131,13 +135,20 @@ class SwitchClient:
             self._channel.close()
         if self._reader is not None:
             self._reader.join(timeout=self.timeout_s)
-        self._channel = self._stub = self._reader = None
+        self._channel = self._stub = self._reader = self._write = None
 
     @property
     def stub(self) -> p4runtime_pb2_grpc.P4RuntimeStub:
         if self._stub is None:
             raise SwitchError(self.name, "not connected")
         return self._stub
+
+    @property
+    def write_rpc(self) -> grpc.UnaryUnaryMultiCallable:
+        """Write, taking a request serialised by `write_request`."""
+        if self._write is None:
+            raise SwitchError(self.name, "not connected")
+        return self._write
 
     def _call(self, what: str, rpc, request):  # type: ignore[no-untyped-def]
         try:
@@ -174,13 +185,19 @@ class SwitchClient:
     # Writes
 
     def write(self, updates: Sequence[Update], batch_size: int = 1000) -> None:
-        """Apply updates in batches, in order; on the first failure raise SwitchError naming the entry."""
+        """Apply updates in batches, in order; on the first failure raise SwitchError naming the entry.
+
+        The next batch is encoded while the switch applies the current one.
+        """
         applied: list[Update] = []
-        for start in range(0, len(updates), batch_size):
-            chunk = updates[start:start + batch_size]
-            request = self.write_request(chunk)
+        batches = [updates[i:i + batch_size] for i in range(0, len(updates), batch_size)]
+        pending = None
+        for number, chunk in enumerate(batches):
+            if pending is None:
+                pending = self.write_rpc.future(self.write_request(chunk), timeout=self.timeout_s)
+            following = self.write_request(batches[number + 1]) if number + 1 < len(batches) else None
             try:
-                self.stub.Write(request, timeout=self.timeout_s)
+                pending.result()
             except grpc.RpcError as exc:
                 errors = _update_errors(exc)
                 if errors is None:
@@ -190,16 +207,17 @@ class SwitchClient:
                 raise SwitchError(self.name, f"{bad.op.name.lower()} rejected ({code_pb2.Code.Name(code)}: {message})",
                                   bad.entity, applied + done) from None
             applied.extend(chunk)
+            pending = self.write_rpc.future(following, timeout=self.timeout_s) if following is not None else None
 
-    def write_request(self, updates: Sequence[Update]) -> p4runtime_pb2.WriteRequest:
-        request = p4runtime_pb2.WriteRequest(device_id=self.device_id, election_id=self.election_id)
+    def write_request(self, updates: Sequence[Update]) -> bytes:
+        """A serialised WriteRequest; SwitchError naming the entry if the P4Info rejects one."""
+        encoded = []
         for update in updates:
             try:
-                entity = self.schema.to_proto(update.entity)
+                encoded.append(update_bytes(_OP[update.op], self.schema.encode(update.entity)))
             except EntryError as exc:
                 raise SwitchError(self.name, f"entry rejected by the P4Info ({exc})", update.entity) from None
-            request.updates.add(type=_OP[update.op], entity=entity)
-        return request
+        return write_request_bytes(self.device_id, self.election_id.high, self.election_id.low, encoded)
 
     # Reads
 

@@ -127,7 +127,7 @@ class DataPlane:
                 schema = self.clients[switch].schema
                 for update in updates:
                     try:
-                        schema.to_proto(update.entity)
+                        schema.encode(update.entity)
                     except EntryError as exc:
                         raise SwitchError(switch, f"entry rejected by the P4Info, nothing written ({exc})") from None
 
