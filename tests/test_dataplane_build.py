@@ -168,3 +168,29 @@ def test_unchanged_deployment_plans_nothing(paper_day) -> None:  # type: ignore[
     state = deploy(paper_day, paper_day[2][1])
     again = deploy(paper_day, paper_day[2][1], current=state)
     assert plan_update(state, again).empty
+
+
+def test_wire_formats_match_the_compiled_headers() -> None:
+    import json
+
+    from controller.dataplane.p4program import BMV2_JSON
+    from controller.dataplane.wire import EmacRequest, EmacResponse, Nsh
+
+    types = {t["name"]: sum(f[1] for f in t["fields"]) // 8 for t in json.loads(BMV2_JSON.read_text())["header_types"]}
+    assert types["emac_request_t"] == EmacRequest.SIZE
+    assert types["emac_response_t"] == EmacResponse.SIZE
+    assert types["nsh_t"] + types["nsh_version_t"] == Nsh.SIZE
+    assert Nsh.unpack(Nsh(0xABCDE, 7, 3, 60).pack()) == Nsh(0xABCDE, 7, 3, 60)
+
+
+def test_the_rule_scale_factor_is_a_validated_testbed_parameter_outside_the_model_hash() -> None:
+    from controller.errors import ConfigError
+    from controller.model.scenario import ScenarioSpec, load_scenario
+    from controller.validation import validate
+
+    paper = load_scenario("paper")
+    doc = paper.spec.model_dump(mode="json")
+    scaled = type(paper)(**{**paper.__dict__, "spec": validate(ScenarioSpec, {**doc, "dataplane": {"rules_per_mb": 4.0}}, "<test>")})
+    assert scaled.spec.dataplane.rules_per_mb == 4.0 and scaled.content_hash() == paper.content_hash()
+    with pytest.raises(ConfigError, match="rules_per_mb"):
+        validate(ScenarioSpec, {**doc, "dataplane": {"rules_per_mb": 0}}, "<test>")

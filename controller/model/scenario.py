@@ -120,6 +120,13 @@ class RewardParams(_Section):
     cost: NonNegativeFloat = 0.1
 
 
+class DataplaneParams(_Section):
+    """The P4 testbed's parameters; the model does not see them (not in the scenario's hash)."""
+
+    rules_per_mb: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
+    """Rules a VNF instance holds per MB of its storage s_f (BMv2 cannot hold hundreds of MB of entries)."""
+
+
 class ScenarioSpec(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -132,6 +139,7 @@ class ScenarioSpec(_Section):
     dataset: DatasetParams = DatasetParams()
     objective: ObjectiveParams = ObjectiveParams()
     reward: RewardParams = RewardParams()
+    dataplane: DataplaneParams = DataplaneParams()
 
 
 @dataclass(frozen=True)
@@ -160,8 +168,11 @@ class Scenario:
         return hour < self.spec.time.working_until_hour
 
     def content_hash(self) -> str:
-        """SHA-256 over the validated parameters and the topology's content: equal hashes, equal model."""
-        doc = {"scenario": self.spec.model_dump(mode="json"), "topology": self.topology.to_dict()}
+        """SHA-256 over the validated model parameters and the topology's content: equal hashes, equal model.
+
+        The data plane's parameters are left out: they change the testbed, not the model, so
+        datasets and trained policies stay valid."""
+        doc = {"scenario": self.spec.model_dump(mode="json", exclude={"dataplane"}), "topology": self.topology.to_dict()}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def to_yaml(self) -> str:
