@@ -409,16 +409,23 @@ def _check_index(where: str, index: int, size: int) -> None:
         raise _invalid(f"{where}: index {index} is out of range (size {size})")
 
 
+def _indexed_cell(kind: str, found: p4info_pb2.Meter | p4info_pb2.Counter | None, given_id: int, update_type: int,
+                  has_index: bool, index: int) -> str:
+    """Checks shared by meter and counter cells; returns the name to put in messages."""
+    if found is None:
+        raise _invalid(f"unknown {kind} id {given_id}")
+    where = f"{kind} {found.preamble.name}"
+    if update_type != _Update.MODIFY:
+        raise _invalid(f"{where}: {kind} entries can only be modified, not {_Update.Type.Name(update_type)}")
+    if not has_index:
+        raise _invalid(f"{where}: index must be set")
+    _check_index(where, index, found.size)
+    return where
+
+
 def _meter_change(pipeline: _Pipeline, update_type: int, entry: p4runtime_pb2.MeterEntry) -> _Change:
     meter = pipeline.meters.get(entry.meter_id)
-    if meter is None:
-        raise _invalid(f"unknown meter id {entry.meter_id}")
-    where = f"meter {meter.preamble.name}"
-    if update_type != _Update.MODIFY:
-        raise _invalid(f"{where}: meter entries can only be modified, not {_Update.Type.Name(update_type)}")
-    if not entry.HasField("index"):
-        raise _invalid(f"{where}: index must be set")
-    _check_index(where, entry.index.index, meter.size)
+    where = _indexed_cell("meter", meter, entry.meter_id, update_type, entry.HasField("index"), entry.index.index)
     config = entry.config
     if min(config.cir, config.cburst, config.pir, config.pburst) < 0:
         raise _invalid(f"{where}: rates and burst sizes must not be negative")
@@ -429,14 +436,7 @@ def _meter_change(pipeline: _Pipeline, update_type: int, entry: p4runtime_pb2.Me
 
 def _counter_change(pipeline: _Pipeline, update_type: int, entry: p4runtime_pb2.CounterEntry) -> _Change:
     counter = pipeline.counters.get(entry.counter_id)
-    if counter is None:
-        raise _invalid(f"unknown counter id {entry.counter_id}")
-    where = f"counter {counter.preamble.name}"
-    if update_type != _Update.MODIFY:
-        raise _invalid(f"{where}: counter entries can only be modified, not {_Update.Type.Name(update_type)}")
-    if not entry.HasField("index"):
-        raise _invalid(f"{where}: index must be set")
-    _check_index(where, entry.index.index, counter.size)
+    _indexed_cell("counter", counter, entry.counter_id, update_type, entry.HasField("index"), entry.index.index)
     return functools.partial(_apply_counter, (counter.preamble.id, entry.index.index), _copied(entry))
 
 
