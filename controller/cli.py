@@ -198,6 +198,70 @@ def cmd_shell(args: argparse.Namespace) -> None:
     os.execv(sys.executable, command)
 
 
+def _address(text: str, where: str) -> tuple[str, int]:
+    from rdma_emulator.net import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise SremError(str(exc), where=where) from None
+
+
+def _start_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+def cmd_memserver(args: argparse.Namespace) -> None:
+    from rdma_emulator.server import ServerConfig
+    from rdma_emulator.service import run_memserver
+
+    host, port = _address(args.listen, "--listen")
+    metrics = _address(args.metrics, "--metrics") if args.metrics else None
+    for value, name, ok in ((args.latency_ns, "--latency-ns", args.latency_ns >= 0), (args.loss, "--loss", 0 <= args.loss < 1),
+                            (args.capacity_mb, "--capacity-mb", args.capacity_mb > 0)):
+        if not ok:
+            raise SremError(f"{value:g} is out of range", where=name)
+    config = ServerConfig(host, port, args.latency_ns, args.loss, int(args.capacity_mb * 2**20), args.seed)
+    _start_logging(args.log_level)
+    try:
+        run_memserver(config, metrics)
+    except OSError as exc:
+        raise SremError(exc.strerror or str(exc), where=f"{args.listen} or {args.metrics}") from None
+
+
+def cmd_emac(args: argparse.Namespace) -> None:
+    from rdma_emulator.emac import Attachment, EmacConfig
+    from rdma_emulator.service import run_emac
+
+    servers: dict[int, tuple[str, int]] = {}
+    for item in args.memory_server:
+        ident, sep, address = item.partition("=")
+        if not sep or not ident.isdigit() or not 0 <= int(ident) <= 0xFFFF:
+            raise SremError(f"{item!r} is not ID=HOST:PORT (ID 0..65535)", where="--memory-server")
+        servers[int(ident)] = _address(address, f"--memory-server {ident}")
+    if not args.interface and not args.listen_udp:
+        raise SremError("nothing to serve: give --interface and/or --listen-udp", where="srem emac")
+    if args.timeout_ms <= 0 or args.retries < 0:
+        raise SremError("--timeout-ms must be > 0 and --retries >= 0", where="srem emac")
+    metrics = _address(args.metrics, "--metrics") if args.metrics else None
+    attachments = []
+    try:
+        for name in args.interface:
+            where = f"--interface {name}"
+            attachments.append(Attachment.interface(name))
+        for text in args.listen_udp:
+            where = f"--listen-udp {text}"
+            attachments.append(Attachment.udp(*_address(text, "--listen-udp")))
+    except OSError as exc:
+        for attachment in attachments:
+            attachment.close()
+        raise SremError(exc.strerror or str(exc), where=where) from None
+    _start_logging(args.log_level)
+    run_emac(EmacConfig(servers, args.timeout_ms / 1000, args.retries), attachments, metrics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="srem", description="SR-EM: reconfigure service function chains across servers and P4 switch memories.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -275,6 +339,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--election-id", default="0,2",
                    help="HIGH,LOW (default 0,2: above the controller's 1, so the shell becomes primary and can write)")
     p.set_defaults(func=cmd_shell)
+
+    log_flag = _Parser(add_help=False)
+    log_flag.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    log_flag.add_argument("--metrics", default=None, metavar="HOST:PORT", help="serve Prometheus /metrics here (port 0: any)")
+
+    p = sub.add_parser("memserver", help="run an emulated RDMA memory server (a rack server's DRAM as switch external memory)",
+                       parents=[log_flag])
+    p.add_argument("--listen", default="127.0.0.1:7000", metavar="HOST:PORT", help="UDP address (default 127.0.0.1:7000; port 0: any)")
+    p.add_argument("--latency-ns", type=float, default=0.0, help="added to every access (the scenario's delta_w; default 0)")
+    p.add_argument("--loss", type=float, default=0.0, help="probability of dropping a READ/WRITE/CAS (default 0)")
+    p.add_argument("--capacity-mb", type=float, default=1024.0, help="memory it registers regions in (default 1024)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the loss draws")
+    p.set_defaults(func=cmd_memserver)
+
+    p = sub.add_parser("emac", help="run the External Memory Access Controller for one or more switches", parents=[log_flag])
+    p.add_argument("--memory-server", action="append", default=[], metavar="ID=HOST:PORT",
+                   help="a memory server the switches' RDMA tables name (repeatable)")
+    p.add_argument("--interface", action="append", default=[], metavar="IFACE", help="a switch's EMAC port (raw frames; root)")
+    p.add_argument("--listen-udp", action="append", default=[], metavar="HOST:PORT", help="take frames in UDP datagrams here")
+    p.add_argument("--timeout-ms", type=float, default=50.0, help="wait for a READ completion (default 50)")
+    p.add_argument("--retries", type=int, default=1, help="times a READ is posted again after a timeout (default 1)")
+    p.set_defaults(func=cmd_emac)
     return parser
 
 

@@ -1,0 +1,183 @@
+"""Programs the rules of EM-hosted instances into memory servers, make-before-break.
+
+Programming an instance into a switch's external memory (the traffic and delay of eq. 6 and 14) is:
+register a region on the switch's memory server, RDMA-WRITE the instance's table into it
+(em_table.py's layout), and only then point the switch's RDMA table at it (reconciler). Regions
+are never rewritten in place: new rules, or a move to another switch, get a new region; the old one
+is freed after the switches stopped using it. So a switch reads either the old table or the new
+one, never a half-written one, and a failed reconfiguration frees what it wrote and leaves the
+regions in use untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from controller.dataplane import em_table
+from controller.dataplane.builder import EmRegion
+from controller.dataplane.layout import Layout
+from controller.dataplane.reconciler import ApplyReport, DataPlane
+from controller.dataplane.rules import Rule, kind_of
+from controller.errors import SremError
+from controller.model.routing import Path
+from controller.model.substrate import HostKind, Substrate
+from controller.model.workload import Placement, Request
+from rdma_emulator.client import RdmaClient, RdmaError, RdmaTimeout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Programmed:
+    switch: str
+    region: EmRegion
+    digest: bytes
+    size: int
+
+
+@dataclass
+class ProgramReport:
+    regions: int = 0
+    bytes: int = 0
+    """RDMA-written bytes: the control traffic of eq. 6."""
+    seconds: float = 0.0
+    freed: int = 0
+
+
+class ExternalMemory:
+    def __init__(self, layout: Layout, substrate: Substrate, servers: Mapping[int, tuple[str, int]],
+                 timeout_s: float = 0.2, retries: int = 3) -> None:
+        self.layout = layout
+        self.substrate = substrate
+        self.servers = dict(servers)
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.active: dict[int, Programmed] = {}
+        """Instance -> the region its switch's RDMA table points to."""
+        self._staged: dict[int, Programmed] | None = None
+        self._fresh: list[Programmed] = []
+        self.last = ProgramReport()
+
+    def tables(self, placement: Placement, rules: list[tuple[Rule, ...]]) -> dict[int, tuple[str, bytes]]:
+        """EM-hosted instance -> (its switch, its table's bytes)."""
+        tables = {}
+        for k, h in enumerate(placement):
+            host = self.substrate.hosts[h]
+            if host.kind is HostKind.EM:
+                switch = self.substrate.node_names[host.node]
+                accesses = self.substrate.instances[k].type.rdma_accesses
+                tables[k] = (switch, em_table.encode(kind_of(self.substrate, k), k, accesses, rules[k]))
+        return tables
+
+    def stage(self, placement: Placement, rules: list[tuple[Rule, ...]]) -> dict[int, EmRegion]:
+        """Write every EM-hosted instance's table that is not already in place; the regions to point at."""
+        if self._staged is not None:
+            raise RuntimeError("stage() again before commit() or abort()")
+        started = time.perf_counter()
+        staged: dict[int, Programmed] = {}
+        todo: list[tuple[int, str, bytes, bytes]] = []
+        for k, (switch, data) in self.tables(placement, rules).items():
+            digest = hashlib.sha256(data).digest()
+            current = self.active.get(k)
+            if current is not None and current.switch == switch and current.digest == digest:
+                staged[k] = current
+            else:
+                todo.append((k, switch, data, digest))
+        self._fresh = []
+        try:
+            asyncio.run(self._program(todo, staged))
+        except (RdmaError, RdmaTimeout, OSError) as exc:
+            self._release(self._fresh)
+            self._fresh = []
+            raise SremError(f"programming external memory failed, nothing changed: {exc}", where="external memory") from None
+        self._staged = staged
+        self.last = ProgramReport(len(self._fresh), sum(p.size for p in self._fresh), time.perf_counter() - started)
+        return {k: p.region for k, p in staged.items()}
+
+    def commit(self) -> ProgramReport:
+        """The switches now use the staged regions: free the ones they no longer point at."""
+        if self._staged is None:
+            raise RuntimeError("commit() without stage()")
+        in_use = {p.region for p in self._staged.values()}
+        stale = [p for p in self.active.values() if p.region not in in_use]
+        self.active, self._staged, self._fresh = self._staged, None, []
+        self.last.freed = self._release(stale)
+        return self.last
+
+    def abort(self) -> None:
+        """The switches kept the old regions: free the ones this stage wrote."""
+        self._release(self._fresh)
+        self._staged, self._fresh = None, []
+
+    def _release(self, programmed: list[Programmed]) -> int:
+        """Free regions, best effort: a region that cannot be freed now is logged (it only costs memory)."""
+        if not programmed:
+            return 0
+        try:
+            return asyncio.run(self._free_all(programmed))
+        except (RdmaError, RdmaTimeout, OSError) as exc:
+            log.warning("could not free every external-memory region: %s", exc)
+            return 0
+
+    def _server_of(self, switch: str) -> int:
+        return self.layout.memory_server(switch).server_id
+
+    async def _with_clients(self, servers: set[int], work: Callable[[dict[int, RdmaClient]], Awaitable[int | None]]) -> int | None:
+        missing = servers - self.servers.keys()
+        if missing:
+            raise SremError(f"no address for memory server(s) {sorted(missing)}", where="external memory")
+        clients = {s: await RdmaClient(*self.servers[s], self.timeout_s, self.retries).open() for s in servers}
+        try:
+            return await work(clients)
+        finally:
+            for client in clients.values():
+                client.close()
+
+    async def _program(self, todo: list[tuple[int, str, bytes, bytes]], staged: dict[int, Programmed]) -> None:
+        async def one(clients: dict[int, RdmaClient], k: int, switch: str, data: bytes, digest: bytes) -> None:
+            server = self._server_of(switch)
+            client = clients[server]
+            region, rkey = await client.alloc(len(data))
+            programmed = Programmed(switch, EmRegion(server, region, rkey), digest, len(data))
+            self._fresh.append(programmed)
+            await client.write_all(region, rkey, data)
+            staged[k] = programmed
+
+        async def work(clients: dict[int, RdmaClient]) -> None:
+            _raise_first(await asyncio.gather(*(one(clients, *item) for item in todo), return_exceptions=True))
+
+        await self._with_clients({self._server_of(switch) for _, switch, _, _ in todo}, work)
+
+    async def _free_all(self, programmed: list[Programmed]) -> int:
+        async def work(clients: dict[int, RdmaClient]) -> int:
+            _raise_first(await asyncio.gather(*(clients[p.region.server].free(p.region.region, p.region.rkey) for p in programmed),
+                                              return_exceptions=True))
+            return len(programmed)
+
+        return await self._with_clients({p.region.server for p in programmed}, work) or 0
+
+
+def _raise_first(results: list[object]) -> None:
+    """gather(return_exceptions=True) lets every operation finish, so none is left half-done behind an error."""
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def apply_with_memory(plane: DataPlane, memory: ExternalMemory, requests: tuple[Request, ...], placement: Placement,
+                      assignment: tuple[tuple[int, ...], ...], paths: tuple[tuple[Path, ...] | None, ...],
+                      rules: list[tuple[Rule, ...]], resync: bool = False) -> ApplyReport:
+    """Program external memory, switch the data plane over to it, then free what it no longer uses."""
+    regions = memory.stage(placement, rules)
+    try:
+        report = plane.apply(requests, placement, assignment, paths, rules, regions, resync)
+    except BaseException:
+        memory.abort()
+        raise
+    memory.commit()
+    return report

@@ -1,0 +1,75 @@
+"""Real `srem memserver` and `srem emac` processes for tests: start, wait for their ready line, scrape
+/metrics, stop (always, even when the test fails)."""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from rdma_emulator.net import parse_address
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[str]
+    ready: dict[str, object]
+
+    def address(self, key: str) -> tuple[str, int]:
+        return parse_address(str(self.ready[key]))
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample as 'name{label=value,...}' -> value."""
+        text = urllib.request.urlopen(f"http://{self.ready['metrics']}/metrics", timeout=5).read().decode()
+        samples = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return samples
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> str:
+        """SIGTERM, then SIGKILL after 5 s; the process's stderr."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.stderr.read() if self.popen.stderr else ""
+
+    def kill(self) -> None:
+        self.popen.kill()
+        self.popen.wait(5)
+
+
+def start(*args: str, prefix: tuple[str, ...] = ()) -> Proc:
+    popen = subprocess.Popen([*prefix, sys.executable, "-m", "controller", *args, "--metrics", "127.0.0.1:0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([popen.stdout], [], [], 15)
+    line = popen.stdout.readline() if ready else ""
+    if not line:
+        popen.kill()
+        raise RuntimeError(f"srem {args[0]} did not start: {popen.stderr.read() if popen.wait(5) is not None else ''}")
+    return Proc(popen, json.loads(line))
+
+
+@contextmanager
+def running(*args: str, prefix: tuple[str, ...] = ()) -> Iterator[Proc]:
+    proc = start(*args, prefix=prefix)
+    try:
+        yield proc
+    finally:
+        proc.stop()
