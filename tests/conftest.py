@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from controller.model.dataset import Dataset, default_dataset  # noqa: E402
 from controller.model.scenario import load_scenario  # noqa: E402
+from rdma_emulator.processes import Proc, running  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,3 +31,10 @@ def small_dataset() -> Dataset:
 @pytest.fixture(scope="session")
 def paper_dataset() -> Dataset:
     return default_dataset(load_scenario("paper"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def memserver() -> Iterator[Proc]:
+    """A `srem memserver` process on loopback, no latency, one per test module."""
+    with running("memserver", "--listen", "127.0.0.1:0") as proc:
+        yield proc

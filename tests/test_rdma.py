@@ -12,55 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, client, emac_frame, free_port, parse_response, program
 from controller.dataplane import em_table
-from controller.dataplane.rules import Action, Flow, Rule, VnfKind
-from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
+from controller.dataplane.rules import Flow, VnfKind
+from controller.dataplane.wire import STATUS_HIT, STATUS_MISS, EmacResponse
 from rdma_emulator import protocol as P
-from rdma_emulator.client import RdmaClient
-from rdma_emulator.net import parse_address
+from rdma_emulator.processes import Proc, running, start
 from rdma_emulator.protocol import Completion, Status
-from rdma_procs import Proc, running, start
 
-INSTANCE = 5
-SERVER_ID = 1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _client(address: tuple[str, int], timeout_s: float = 1.0) -> RdmaClient:
-    return await RdmaClient(*address, timeout_s=timeout_s, retries=0).open()
-
-
-def program(address: tuple[str, int], data: bytes) -> tuple[int, int]:
-    """Register a region on the memory server and write `data` into it, as the controller does."""
-    async def run() -> tuple[int, int]:
-        client = await _client(address)
-        try:
-            region, rkey = await client.alloc(len(data))
-            await client.write_all(region, rkey, data)
-            return region, rkey
-        finally:
-            client.close()
-    return asyncio.run(run())
-
-
-FIREWALL_RULES = [Rule(Flow(0x0A010000 + i, 0x0A010100, 17, 10000 + i), Action.PERMIT if i % 3 else Action.DENY) for i in range(40)]
-
-
-def emac_frame(region: int, rkey: int, flow: Flow, seq: int, instance: int = INSTANCE, server: int = SERVER_ID,
-               vnf_type: int = VnfKind.FIREWALL) -> bytes:
-    req = EmacRequest(3, instance, vnf_type, server, region, rkey, seq, flow.src, flow.dst, flow.protocol, 4242, flow.dst_port)
-    return b"\x02" * 6 + b"\x04" * 6 + ETHERTYPE_EMAC_REQUEST.to_bytes(2, "big") + req.pack() + b"rest of the packet"
-
-
-def parse_response(frame: bytes) -> EmacResponse:
-    assert int.from_bytes(frame[12:14], "big") == ETHERTYPE_EMAC_RESPONSE
-    assert frame.endswith(b"rest of the packet"), "the EMAC returns the packet it was given"
-    return EmacResponse.unpack(frame[14:])
 
 
 class SwitchPort:
@@ -68,7 +27,7 @@ class SwitchPort:
 
     def __init__(self, emac: Proc) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.connect(parse_address(str(emac.ready["emac"][0]).removeprefix("udp:")))
+        self.sock.connect(emac.udp_attachment())
         self.sock.settimeout(1.0)
 
     def ask(self, frame: bytes, wait_s: float = 1.0) -> EmacResponse | None:
@@ -83,26 +42,20 @@ class SwitchPort:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def memserver() -> Iterator[Proc]:
-    with running("memserver", "--listen", "127.0.0.1:0") as proc:
-        yield proc
-
-
 def test_reads_return_what_was_written(memserver: Proc) -> None:
     data = os.urandom(3 * P.MAX_IO + 123)
     region, rkey = program(memserver.address("memserver"), data)
 
     async def run() -> None:
-        client = await _client(memserver.address("memserver"))
+        c = await client(memserver.address("memserver"))
         try:
             for offset, length in ((0, 10), (P.MAX_IO - 5, 10), (len(data) - P.MAX_IO, P.MAX_IO), (len(data) - 1, 1)):
-                assert await client.read(region, rkey, offset, length) == data[offset:offset + length]
-            old = await client.cas(region, rkey, 8, int.from_bytes(data[8:16], "big"), 42)
+                assert await c.read(region, rkey, offset, length) == data[offset:offset + length]
+            old = await c.cas(region, rkey, 8, int.from_bytes(data[8:16], "big"), 42)
             assert old == int.from_bytes(data[8:16], "big")
-            assert await client.read(region, rkey, 8, 8) == (42).to_bytes(8, "big")
+            assert await c.read(region, rkey, 8, 8) == (42).to_bytes(8, "big")
         finally:
-            client.close()
+            c.close()
     asyncio.run(run())
 
 
@@ -111,12 +64,12 @@ def test_wrong_key_and_out_of_bounds_are_refused_and_counted(memserver: Proc) ->
     before = memserver.metrics()
 
     async def run() -> list[Completion]:
-        client = await _client(memserver.address("memserver"))
+        c = await client(memserver.address("memserver"))
         try:
-            return [await client.post(P.read(0, region, rkey ^ 0xFFFF, 0, 6)), await client.post(P.read(0, region, rkey, 58, 4)),
-                    await client.post(P.write(0, region, rkey ^ 1, 0, b"x"))]
+            return [await c.post(P.read(0, region, rkey ^ 0xFFFF, 0, 6)), await c.post(P.read(0, region, rkey, 58, 4)),
+                    await c.post(P.write(0, region, rkey ^ 1, 0, b"x"))]
         finally:
-            client.close()
+            c.close()
     refused = asyncio.run(run())
     assert [c.status for c in refused] == [Status.ACCESS_ERROR, Status.OUT_OF_BOUNDS, Status.ACCESS_ERROR]
     assert all(c.payload == b"" for c in refused)

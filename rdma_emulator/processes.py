@@ -1,5 +1,5 @@
-"""Real `srem memserver` and `srem emac` processes for tests: start, wait for their ready line, scrape
-/metrics, stop (always, even when the test fails)."""
+"""`srem memserver` and `srem emac` as child processes: start, wait for the ready line, scrape
+/metrics, stop. For tests, benchmarks and the testbed, which run them as separate processes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ class Proc:
 
     def address(self, key: str) -> tuple[str, int]:
         return parse_address(str(self.ready[key]))
+
+    def udp_attachment(self) -> tuple[str, int]:
+        """An EMAC's first attachment, a UDP socket."""
+        return parse_address(str(self.ready["emac"][0]).removeprefix("udp:"))
 
     def metrics(self) -> dict[str, float]:
         """Every sample as 'name{label=value,...}' -> value."""
@@ -55,8 +59,9 @@ class Proc:
         self.popen.wait(5)
 
 
-def start(*args: str, prefix: tuple[str, ...] = ()) -> Proc:
-    popen = subprocess.Popen([*prefix, sys.executable, "-m", "controller", *args, "--metrics", "127.0.0.1:0"],
+def start(*args: str, prefix: tuple[str, ...] = (), metrics: str = "127.0.0.1:0") -> Proc:
+    """Run `srem ARGS --metrics METRICS`, behind `prefix` (e.g. `ip netns exec NS`)."""
+    popen = subprocess.Popen([*prefix, sys.executable, "-m", "controller", *args, "--metrics", metrics],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready, _, _ = select.select([popen.stdout], [], [], 15)
     line = popen.stdout.readline() if ready else ""
@@ -68,6 +73,7 @@ def start(*args: str, prefix: tuple[str, ...] = ()) -> Proc:
 
 @contextmanager
 def running(*args: str, prefix: tuple[str, ...] = ()) -> Iterator[Proc]:
+    """start(), and stop() however the block ends."""
     proc = start(*args, prefix=prefix)
     try:
         yield proc

@@ -1,0 +1,177 @@
+"""Fuzzed datagrams at a live memory server and a live EMAC: 10,000 cases each. Every bad packet is
+dropped or refused and counted, nothing outside a client's region leaks, no answer is wrong, and both
+processes keep serving."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, emac_frame, parse_response, program
+from controller.dataplane import em_table
+from controller.dataplane.rules import VnfKind
+from controller.dataplane.wire import STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
+from rdma_emulator import protocol as P
+from rdma_emulator.client import RdmaClient
+from rdma_emulator.emac import Drop, parse_frame
+from rdma_emulator.protocol import Completion, Request
+from rdma_emulator.processes import Proc, running
+
+
+CASES = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+PROBE = 1 << 63
+
+
+class Regions:
+    def __init__(self, memserver: Proc) -> None:
+        address = memserver.address("memserver")
+        self.secret = os.urandom(256)
+        self.victim = program(address, self.secret)
+        """A region the fuzzer never has the key of: it must never leak or change."""
+        self.open = program(address, bytes(256))
+        """A region the fuzzer may use, so that valid requests get through too."""
+        self.table_bytes = em_table.encode(VnfKind.FIREWALL, INSTANCE, 2, FIREWALL_RULES)
+        self.table = program(address, self.table_bytes)
+
+
+@pytest.fixture(scope="module")
+def regions(memserver: Proc) -> Regions:
+    return Regions(memserver)
+
+
+def _connect(address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(address)
+    sock.settimeout(2.0)
+    return sock
+
+
+def _flip(data: bytes, bit: int) -> bytes:
+    bit %= len(data) * 8
+    return data[:bit // 8] + bytes([data[bit // 8] ^ (1 << (bit % 8))]) + data[bit // 8 + 1:]
+
+
+def test_memory_server_survives_fuzzing(memserver: Proc, regions: Regions) -> None:
+    sock = _connect(memserver.address("memserver"))
+    victim_region, victim_key = regions.victim
+    open_region, open_key = regions.open
+    before = memserver.metrics()
+    sent = {"n": 0}
+
+    requests = st.one_of(
+        st.binary(max_size=80),
+        st.builds(lambda data, cut: data[:cut], st.just(P.read(1, *regions.open, 0, 8).pack()), st.integers(0, P.Request.HEADER - 1)),
+        st.builds(_flip, st.just(P.write(2, *regions.open, 0, b"abcdefgh").pack()), st.integers(0, 10_000)),
+        st.builds(lambda op, region, key, offset, length, payload: Request(op, 3, region, key, offset, length, payload).pack(),
+                  st.integers(0, 255), st.sampled_from([victim_region, open_region, 0, 2**32 - 1]),
+                  st.one_of(st.just(open_key), st.integers(0, 2**32 - 1).filter(lambda k: k != victim_key)),
+                  st.one_of(st.integers(0, 300), st.integers(0, 2**32 - 1)), st.one_of(st.integers(0, 300), st.integers(0, 2**32 - 1)),
+                  st.binary(max_size=40)),
+    )
+
+    @CASES
+    @given(requests)
+    def case(packet: bytes) -> None:
+        if len(packet) >= 4 and packet[3] == P.Op.ALLOC:
+            packet = packet[:3] + bytes([P.Op.READ]) + packet[4:]  # registering memory is not what is fuzzed
+        sock.send(packet)
+        sent["n"] += 1
+        sock.send(P.read(PROBE + sent["n"], victim_region, victim_key, 0, len(regions.secret)).pack())
+        while True:
+            completion = Completion.unpack(sock.recv(65535))
+            if completion.wr_id == PROBE + sent["n"]:
+                assert completion.payload == regions.secret, "memory outside the fuzzer's region changed"
+                return
+            if completion.payload:
+                request = Request.unpack(packet)
+                assert (request.region, request.rkey) == regions.open, "memory returned to a request without the key"
+
+    try:
+        case()
+    finally:
+        sock.close()
+    after = memserver.metrics()
+
+    def total(prefix: str, metrics: dict[str, float]) -> float:
+        return sum(v for k, v in metrics.items() if k.startswith(prefix))
+    served = total("srem_memserver_requests_total", after) - total("srem_memserver_requests_total", before)
+    malformed = after["srem_memserver_malformed_total"] - before["srem_memserver_malformed_total"]
+    assert sent["n"] >= 10_000
+    assert served + malformed == 2 * sent["n"], "every datagram is served or counted as malformed"
+    assert malformed > 1000
+
+
+def _expected(regions: Regions, frame: bytes) -> EmacResponse | None:
+    """What a correct EMAC answers to a frame: the table's action for a request naming the table, else nothing."""
+    try:
+        req = parse_frame(frame)
+    except Drop:
+        return None
+    region, rkey = regions.table
+    if (req.server, req.region, req.rkey, req.instance, req.vnf_type) != (SERVER_ID, region, rkey, INSTANCE, VnfKind.FIREWALL):
+        return None
+    found, _ = em_table.lookup(regions.table_bytes, em_table.Flow(req.src_addr, req.dst_addr, req.protocol, req.dst_port))
+    base = (req.switch_id, req.instance, req.vnf_type, req.seq)
+    if found is None:
+        return EmacResponse(*base, STATUS_MISS, 0)
+    return EmacResponse(*base, STATUS_HIT, found.action, found.addr, found.port, found.dscp, found.meter_index, found.flags)
+
+
+def test_emac_survives_fuzzing(memserver: Proc, regions: Regions) -> None:
+    host, port = memserver.address("memserver")
+    region, rkey = regions.table
+    rule_keys = st.sampled_from([r.key for r in FIREWALL_RULES])
+    frames = st.one_of(
+        st.binary(max_size=80),
+        st.builds(lambda cut: emac_frame(region, rkey, FIREWALL_RULES[0].key, 1)[:cut], st.integers(0, 14 + EmacRequest.SIZE - 1)),
+        st.builds(lambda bit, key: _flip(emac_frame(region, rkey, key, 2), bit), st.integers(0, 14 * 8 + EmacRequest.SIZE * 8 - 1), rule_keys),
+        st.builds(lambda r, k, key, seq, inst, server, vnf: emac_frame(r, k, key, seq, inst, server, vnf),
+                  st.sampled_from([region, regions.open[0], 0, 77]), st.sampled_from([rkey, regions.open[1], 0]),
+                  st.one_of(rule_keys, st.builds(em_table.Flow, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+                                                 st.integers(0, 255), st.integers(0, 65535))),
+                  st.integers(0, 2**31 - 1), st.sampled_from([INSTANCE, INSTANCE + 1]), st.sampled_from([SERVER_ID, 2]),
+                  st.sampled_from([VnfKind.FIREWALL, VnfKind.NAT, 0])),
+    )
+    with running("emac", "--memory-server", f"{SERVER_ID}={host}:{port}", "--listen-udp", "127.0.0.1:0", "--timeout-ms", "200") as emac:
+        sock = _connect(emac.udp_attachment())
+        counts = {"sent": 0, "answered": 0}
+        probe_key = FIREWALL_RULES[3]
+
+        @CASES
+        @given(frames)
+        def case(frame: bytes) -> None:
+            counts["sent"] += 1
+            sock.send(frame)
+            want = _expected(regions, frame)
+            if want is None:
+                probe_seq = (1 << 31) + counts["sent"]
+                sock.send(emac_frame(region, rkey, probe_key.key, probe_seq))
+                got = parse_response(sock.recv(65535))
+                assert got.seq == probe_seq and got.action == probe_key.action, f"an answer to a frame that has none: {got}"
+            else:
+                assert parse_response(sock.recv(65535)) == want
+                counts["answered"] += 1
+
+        try:
+            case()
+        finally:
+            sock.close()
+        metrics = emac.metrics()
+        assert emac.alive()
+    dropped = sum(v for k, v in metrics.items() if k.startswith("srem_emac_dropped_total"))
+    assert counts["sent"] >= 10_000
+    assert counts["answered"] + dropped == counts["sent"], "every frame is answered or counted as dropped"
+    assert metrics["srem_emac_dropped_total{reason=malformed}"] > 1000
+    assert metrics["srem_emac_dropped_total{reason=unknown_instance}"] > 100
+
+
+@CASES
+@given(st.binary(max_size=64))
+def test_garbage_completions_are_counted_not_raised(data: bytes) -> None:
+    client = RdmaClient("127.0.0.1", 9)
+    client.datagram_received(data, ("127.0.0.1", 9))
+    assert client.unexpected == 1, "nothing was waiting for it"
