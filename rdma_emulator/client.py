@@ -110,8 +110,25 @@ class RdmaClient(asyncio.DatagramProtocol):
     async def free(self, region: int, rkey: int) -> None:
         await self._ok(Request(Op.FREE, 0, region, rkey))
 
+    async def store(self, data: bytes) -> tuple[int, int]:
+        """Register a region holding `data`: (region, rkey)."""
+        region, rkey = await self.alloc(len(data))
+        await self.write_all(region, rkey, data)
+        return region, rkey
+
     async def write_all(self, region: int, rkey: int, data: bytes, window: int = 16) -> None:
         """Write `data` from offset 0 in MAX_IO pieces, `window` in flight at a time."""
         chunks = [(offset, data[offset:offset + P.MAX_IO]) for offset in range(0, len(data), P.MAX_IO)]
         for start in range(0, len(chunks), window):
             await asyncio.gather(*(self.write(region, rkey, offset, chunk) for offset, chunk in chunks[start:start + window]))
+
+
+def store(address: tuple[str, int], data: bytes, timeout_s: float = 1.0) -> tuple[int, int]:
+    """Register a region holding `data` on the memory server at `address`, from synchronous code."""
+    async def run() -> tuple[int, int]:
+        client = await RdmaClient(*address, timeout_s=timeout_s).open()
+        try:
+            return await client.store(data)
+        finally:
+            client.close()
+    return asyncio.run(run())

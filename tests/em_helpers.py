@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from controller.dataplane.rules import Action, Flow, Rule, VnfKind
@@ -21,19 +20,6 @@ def free_port() -> int:
 
 async def client(address: tuple[str, int], timeout_s: float = 1.0) -> RdmaClient:
     return await RdmaClient(*address, timeout_s=timeout_s, retries=0).open()
-
-
-def program(address: tuple[str, int], data: bytes) -> tuple[int, int]:
-    """Register a region on the memory server and write `data` into it, as the controller does."""
-    async def run() -> tuple[int, int]:
-        c = await client(address)
-        try:
-            region, rkey = await c.alloc(len(data))
-            await c.write_all(region, rkey, data)
-            return region, rkey
-        finally:
-            c.close()
-    return asyncio.run(run())
 
 
 FIREWALL_RULES = [Rule(Flow(0x0A010000 + i, 0x0A010100, 17, 10000 + i), Action.PERMIT if i % 3 else Action.DENY) for i in range(40)]

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, client, emac_frame, free_port, parse_response, program
+from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, client, emac_frame, free_port, parse_response
 from controller.dataplane import em_table
 from controller.dataplane.rules import Flow, VnfKind
 from controller.dataplane.wire import STATUS_HIT, STATUS_MISS, EmacResponse
 from rdma_emulator import protocol as P
+from rdma_emulator.client import store
 from rdma_emulator.processes import Proc, running, start
 from rdma_emulator.protocol import Completion, Status
 
@@ -44,7 +45,7 @@ class SwitchPort:
 
 def test_reads_return_what_was_written(memserver: Proc) -> None:
     data = os.urandom(3 * P.MAX_IO + 123)
-    region, rkey = program(memserver.address("memserver"), data)
+    region, rkey = store(memserver.address("memserver"), data)
 
     async def run() -> None:
         c = await client(memserver.address("memserver"))
@@ -60,7 +61,7 @@ def test_reads_return_what_was_written(memserver: Proc) -> None:
 
 
 def test_wrong_key_and_out_of_bounds_are_refused_and_counted(memserver: Proc) -> None:
-    region, rkey = program(memserver.address("memserver"), b"secret" * 10)
+    region, rkey = store(memserver.address("memserver"), b"secret" * 10)
     before = memserver.metrics()
 
     async def run() -> list[Completion]:
@@ -78,7 +79,7 @@ def test_wrong_key_and_out_of_bounds_are_refused_and_counted(memserver: Proc) ->
                          ("srem_memserver_requests_total{op=READ,status=OUT_OF_BOUNDS}", 1),
                          ("srem_memserver_requests_total{op=WRITE,status=ACCESS_ERROR}", 1)):
         assert after[sample] - before.get(sample, 0) == more, sample
-    assert program(memserver.address("memserver"), b"x")[0] != region
+    assert store(memserver.address("memserver"), b"x")[0] != region
 
 
 def round_trips(address: tuple[str, int], region: int, rkey: int, n: int) -> list[float]:
@@ -103,7 +104,7 @@ def round_trips(address: tuple[str, int], region: int, rkey: int, n: int) -> lis
 @pytest.mark.parametrize("latency_ns", [2_000, 200_000, 1_000_000, 5_000_000])
 def test_injected_latency_is_observed(latency_ns: int) -> None:
     with running("memserver", "--listen", "127.0.0.1:0", "--latency-ns", str(latency_ns)) as server:
-        region, rkey = program(server.address("memserver"), bytes(64))
+        region, rkey = store(server.address("memserver"), bytes(64))
         median = statistics.median(round_trips(server.address("memserver"), region, rkey, 200 if latency_ns < 1e6 else 60))
     configured = latency_ns * 1e-9
     assert median >= configured
@@ -119,7 +120,7 @@ def emac(memserver: Proc) -> Iterator[Proc]:
 
 @pytest.mark.parametrize("accesses", [1, 2, 3, 4])
 def test_emac_answers_from_external_memory_in_n_f_reads(memserver: Proc, emac: Proc, accesses: int) -> None:
-    region, rkey = program(memserver.address("memserver"), em_table.encode(VnfKind.FIREWALL, INSTANCE, accesses, FIREWALL_RULES))
+    region, rkey = store(memserver.address("memserver"), em_table.encode(VnfKind.FIREWALL, INSTANCE, accesses, FIREWALL_RULES))
     reads = "srem_memserver_requests_total{op=READ,status=OK}"
     before = memserver.metrics()[reads]
     port = SwitchPort(emac)
@@ -135,7 +136,7 @@ def test_emac_answers_from_external_memory_in_n_f_reads(memserver: Proc, emac: P
 
 
 def test_emac_drops_requests_it_cannot_answer(memserver: Proc, emac: Proc) -> None:
-    region, rkey = program(memserver.address("memserver"), em_table.encode(VnfKind.FIREWALL, INSTANCE, 2, FIREWALL_RULES))
+    region, rkey = store(memserver.address("memserver"), em_table.encode(VnfKind.FIREWALL, INSTANCE, 2, FIREWALL_RULES))
     flow = FIREWALL_RULES[1].key
     before = emac.metrics()
     port = SwitchPort(emac)
@@ -162,7 +163,7 @@ def test_a_killed_memory_server_gives_timeouts_then_recovers() -> None:
                  "--timeout-ms", "50", "--retries", "1") as emac:
         port = SwitchPort(emac)
         try:
-            region, rkey = program(address, table)
+            region, rkey = store(address, table)
             rule = FIREWALL_RULES[2]
             assert port.ask(emac_frame(region, rkey, rule.key, 1)).action == rule.action
             server.kill()
@@ -171,7 +172,7 @@ def test_a_killed_memory_server_gives_timeouts_then_recovers() -> None:
             server = start("memserver", "--listen", f"127.0.0.1:{port_number}")
             # The restarted server's memory is empty: the old region is refused, never read as garbage.
             assert port.ask(emac_frame(region, rkey, rule.key, 20), wait_s=0.3) is None
-            new_region, new_rkey = program(address, table)
+            new_region, new_rkey = store(address, table)
             answers = [port.ask(emac_frame(new_region, new_rkey, r.key, 30 + i)) for i, r in enumerate(FIREWALL_RULES)]
             assert [a.action for a in answers] == [r.action for r in FIREWALL_RULES]
             assert emac.alive()

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, emac_frame, parse_response, program
+from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, emac_frame, parse_response
 from controller.dataplane import em_table
 from controller.dataplane.rules import VnfKind
 from controller.dataplane.wire import STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
 from rdma_emulator import protocol as P
-from rdma_emulator.client import RdmaClient
+from rdma_emulator.client import RdmaClient, store
 from rdma_emulator.emac import Drop, parse_frame
 from rdma_emulator.protocol import Completion, Request
 from rdma_emulator.processes import Proc, running
@@ -30,12 +30,12 @@ class Regions:
     def __init__(self, memserver: Proc) -> None:
         address = memserver.address("memserver")
         self.secret = os.urandom(256)
-        self.victim = program(address, self.secret)
+        self.victim = store(address, self.secret)
         """A region the fuzzer never has the key of: it must never leak or change."""
-        self.open = program(address, bytes(256))
+        self.open = store(address, bytes(256))
         """A region the fuzzer may use, so that valid requests get through too."""
         self.table_bytes = em_table.encode(VnfKind.FIREWALL, INSTANCE, 2, FIREWALL_RULES)
-        self.table = program(address, self.table_bytes)
+        self.table = store(address, self.table_bytes)
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,7 @@ class ExternalMemory:
             client = clients[server]
             region, rkey = await client.alloc(len(data))
             programmed = Programmed(switch, EmRegion(server, region, rkey), digest, len(data))
-            self._fresh.append(programmed)
+            self._fresh.append(programmed)  # before writing: a failed write must free it too
             await client.write_all(region, rkey, data)
             staged[k] = programmed
 

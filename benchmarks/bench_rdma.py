@@ -1,0 +1,153 @@
+"""Speed of external memory (targets: issue 5); prints its figures.
+
+- one `srem memserver` on loopback, latency 0: READs per second of 64 bytes, from this process with
+  a window of requests in flight (target: at least 20,000/s), and the median round trip of one READ;
+- the EMAC (`srem emac`, UDP attachment) in front of it, for n_f = 1..4 and delta = 0 and 2 us:
+  median lookup time seen by the switch side, and what the EMAC adds beyond the configured RDMA
+  latency n_f x delta (target: at most 200 us), next to the time of n_f READs done directly;
+- lookups per second through one EMAC, a window in flight.
+
+Run: .venv/bin/python benchmarks/bench_rdma.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import time
+
+from controller.dataplane import em_table
+from controller.dataplane.rules import Action, Flow, Rule, VnfKind
+from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, EmacRequest
+from rdma_emulator import protocol as P
+from rdma_emulator.client import store as program
+from rdma_emulator.processes import running
+
+RULES = [Rule(Flow(0x0A000000 + i, 0x0A010001, 17, 10000 + i % 50000), Action.PERMIT) for i in range(400)]
+INSTANCE = 1
+
+
+def connect(address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(address)
+    sock.settimeout(2.0)
+    return sock
+
+
+def windowed(sock: socket.socket, packets: list[bytes], window: int) -> float:
+    """Send with `window` requests in flight; the rate of answers per second."""
+    started = time.perf_counter()
+    sent = received = 0
+    while received < len(packets):
+        while sent < len(packets) and sent - received < window:
+            sock.send(packets[sent])
+            sent += 1
+        sock.recv(65535)
+        received += 1
+    return len(packets) / (time.perf_counter() - started)
+
+
+def one_by_one(sock: socket.socket, packets: list[bytes]) -> list[float]:
+    times = []
+    for packet in packets:
+        started = time.perf_counter()
+        sock.send(packet)
+        sock.recv(65535)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def frame(region: int, rkey: int, rule: Rule, seq: int) -> bytes:
+    k = rule.key
+    req = EmacRequest(1, INSTANCE, VnfKind.FIREWALL, 1, region, rkey, seq, k.src, k.dst, k.protocol, 1, k.dst_port)
+    return b"\x02" * 12 + ETHERTYPE_EMAC_REQUEST.to_bytes(2, "big") + req.pack() + bytes(64)
+
+
+def direct_reads(address: tuple[str, int], region: int, rkey: int, header: em_table.Header, n: int) -> float:
+    """Median time of one lookup's n_f READs done in sequence straight from this process."""
+    sock = connect(address)
+    times = []
+    for i in range(n):
+        rule = RULES[i % len(RULES)]
+        steps = em_table.walk(header, rule.key)
+        started = time.perf_counter()
+        offset, length = next(steps)
+        try:
+            while True:
+                sock.send(P.read(i, region, rkey, offset, length).pack())
+                offset, length = steps.send(P.Completion.unpack(sock.recv(65535)).payload)
+        except StopIteration:
+            pass
+        times.append(time.perf_counter() - started)
+    sock.close()
+    return statistics.median(times)
+
+
+def emac_figures(latency_ns: float, n: int) -> list[dict[str, float]]:
+    rows = []
+    with running("memserver", "--listen", "127.0.0.1:0", "--latency-ns", str(latency_ns), "--log-level", "warning") as server:
+        address = server.address("memserver")
+        host, port = address
+        with running("emac", "--memory-server", f"1={host}:{port}", "--listen-udp", "127.0.0.1:0", "--log-level", "warning") as emac:
+            switch = connect(emac.udp_attachment())
+            for accesses in (1, 2, 3, 4):
+                data = em_table.encode(VnfKind.FIREWALL, INSTANCE, accesses, RULES)
+                region, rkey = program(address, data)
+                frames = [frame(region, rkey, RULES[i % len(RULES)], i) for i in range(n)]
+                one_by_one(switch, frames[:50])
+                lookup = statistics.median(one_by_one(switch, frames))
+                direct = direct_reads(address, region, rkey, em_table.Header.unpack(data), n)
+                configured = accesses * latency_ns * 1e-9
+                rows.append({"accesses": accesses, "latency_ns": latency_ns, "lookup_us": lookup * 1e6,
+                             "added_us": (lookup - configured) * 1e6, "direct_reads_us": direct * 1e6,
+                             "emac_overhead_us": (lookup - direct) * 1e6})
+            switch.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--reads", type=int, default=60_000)
+    parser.add_argument("--lookups", type=int, default=2_000)
+    args = parser.parse_args()
+
+    with running("memserver", "--listen", "127.0.0.1:0", "--log-level", "warning") as server:
+        address = server.address("memserver")
+        region, rkey = program(address, bytes(4096))
+        sock = connect(address)
+        packets = [P.read(i, region, rkey, (i * 64) % 4096, 64).pack() for i in range(args.reads)]
+        windowed(sock, packets[:2000], 32)
+        reads_per_s = statistics.median(windowed(sock, packets, 32) for _ in range(3))
+        read_rtt = statistics.median(one_by_one(sock, packets[:5000]))
+        sock.close()
+
+    rows = emac_figures(0, args.lookups) + emac_figures(2000, args.lookups)
+    with running("memserver", "--listen", "127.0.0.1:0", "--log-level", "warning") as server:
+        address = server.address("memserver")
+        host, port = address
+        with running("emac", "--memory-server", f"1={host}:{port}", "--listen-udp", "127.0.0.1:0", "--log-level", "warning") as emac:
+            region, rkey = program(address, em_table.encode(VnfKind.FIREWALL, INSTANCE, 1, RULES))
+            switch = connect(emac.udp_attachment())
+            frames = [frame(region, rkey, RULES[i % len(RULES)], i) for i in range(20_000)]
+            lookups_per_s = windowed(switch, frames, 32)
+            switch.close()
+
+    figures = {"memserver_reads_per_s": reads_per_s, "read_round_trip_us": read_rtt * 1e6, "emac": rows,
+               "emac_lookups_per_s": lookups_per_s}
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"memory server, loopback, delta 0: {reads_per_s:,.0f} READs/s (64 B, 32 in flight; target >= 20,000); "
+          f"one READ round trip {read_rtt * 1e6:.0f} us median")
+    print(f"EMAC: {lookups_per_s:,.0f} lookups/s (n_f 1, 32 in flight)")
+    print("n_f  delta    lookup (median)  added beyond n_f x delta (target <= 200 us)  n_f READs direct  EMAC overhead")
+    for r in rows:
+        print(f"{r['accesses']:>3}  {r['latency_ns'] / 1000:>4g} us  {r['lookup_us']:>10.0f} us  {r['added_us']:>28.0f} us"
+              f"  {r['direct_reads_us']:>19.0f} us  {r['emac_overhead_us']:>10.0f} us")
+
+
+if __name__ == "__main__":
+    main()
