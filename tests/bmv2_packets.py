@@ -1,11 +1,9 @@
 """Packet driver run inside a test's network namespace: sends packets, records what arrives, and plays
-the server VNF and the EMAC on their ports.
+the server VNF on its ports.
 
 Usage: python bmv2_packets.py SPEC.json  (prints one JSON document). SPEC:
-  {"ifaces": [...], "send": [[iface, hex], ...], "servers": [iface, ...],
-   "emacs": {iface: {"instance:src:dst:proto:dport": response-fields}}, "seconds": float}
-A server stub returns every NSH packet with SI - 1; an EMAC stub answers every request with the
-response its table names (a miss when none).
+  {"ifaces": [...], "send": [[iface, hex], ...], "servers": [iface, ...], "seconds": float}
+A server stub returns every NSH packet with SI - 1.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import socket
 import sys
 import time
 
-from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, ETHERTYPE_NSH, STATUS_MISS, EmacRequest, EmacResponse, Nsh
+from controller.dataplane.wire import ETHERTYPE_NSH, Nsh
 
 PACKET_OUTGOING = 4
 
@@ -28,16 +26,6 @@ def server_reply(frame: bytes) -> bytes | None:
     return frame[:14] + Nsh(nsh.spi, nsh.si - 1, nsh.version, nsh.ttl).pack() + frame[14 + Nsh.SIZE:]
 
 
-def emac_reply(frame: bytes, table: dict[str, dict[str, int]]) -> tuple[bytes, EmacRequest] | None:
-    if int.from_bytes(frame[12:14], "big") != ETHERTYPE_EMAC_REQUEST:
-        return None
-    req = EmacRequest.unpack(frame[14:])
-    found = table.get(f"{req.instance}:{req.src_addr}:{req.dst_addr}:{req.protocol}:{req.dst_port}")
-    response = EmacResponse(req.switch_id, req.instance, req.vnf_type, req.seq, **(found or {"status": STATUS_MISS, "action": 0}))
-    rest = frame[14 + EmacRequest.SIZE:]
-    return frame[:12] + ETHERTYPE_EMAC_RESPONSE.to_bytes(2, "big") + response.pack() + rest, req
-
-
 def main() -> None:
     spec = json.loads(open(sys.argv[1]).read())
     socks = {}
@@ -46,7 +34,6 @@ def main() -> None:
         s.bind((name, 0))
         socks[name] = s
     seen: dict[str, list[str]] = {name: [] for name in socks}
-    requests: list[dict[str, int]] = []
     time.sleep(0.2)
     for iface, frame in spec["send"]:
         socks[iface].send(bytes.fromhex(frame))
@@ -63,10 +50,7 @@ def main() -> None:
             seen[name].append(frame.hex())
             if name in spec["servers"] and (reply := server_reply(frame)) is not None:
                 s.send(reply)
-            elif name in spec["emacs"] and (answer := emac_reply(frame, spec["emacs"][name])) is not None:
-                s.send(answer[0])
-                requests.append({"iface": name, **answer[1].__dict__})
-    print(json.dumps({"seen": seen, "emac_requests": requests}))
+    print(json.dumps({"seen": seen}))
 
 
 if __name__ == "__main__":

@@ -2,25 +2,29 @@
 on veth pairs in a network namespace this test creates (and deletes, whatever happens).
 
 Two switches s1 - s2, server m1 under s1, an EMAC port on each switch. One chain of each kind:
-NAT in s1's LM, DSCP classifier in s2's EM (the EMAC stub answers), firewall on server m1, rate
+NAT in s1's LM, DSCP classifier in s2's EM (a real `srem emac` on s2's EMAC port reads the table the
+controller wrote into a real `srem memserver`, both in the namespace), firewall on server m1, rate
 limiter in s2's LM, and a rejected chain.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from controller.dataplane import entries as E
-from controller.dataplane.builder import plan_em_regions, step_paths
+from controller.dataplane.builder import step_paths
+from controller.dataplane.external_memory import ExternalMemory, apply_with_memory
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient
@@ -29,6 +33,7 @@ from controller.dataplane.rules import NAT_PORT, chain_flow, instance_rules
 from controller.dataplane.wire import ETHERTYPE_IPV4, ETHERTYPE_NSH, Nsh
 from controller.model.evaluator import StepEvaluator
 from factories import placement_of, substrate, topology_dict, vnf, workload
+from rdma_emulator.processes import Proc, start
 
 MISSING = [tool for tool in ("simple_switch_grpc", "ip") if shutil.which(tool) is None]
 pytestmark = [
@@ -36,6 +41,29 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
 DROP_CHAIN_REJECTED = 3
+CLONE_NEWNET = 0x40000000
+
+
+def in_netns(name: str, work: Callable[[], object]) -> object:
+    """Run `work` on a thread that joined the namespace (a network namespace is per thread), so the
+    sockets it opens - the controller's to the memory server, a metrics scrape - live there."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            with open(f"/var/run/netns/{name}") as ns:
+                if ctypes.CDLL(None, use_errno=True).setns(ns.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            outcome["value"] = work()
+        except BaseException as exc:  # re-raised on the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
 
 
 def sh(*args: str) -> None:
@@ -117,14 +145,21 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
     schema = P4Schema.load()
     clients = {n: SwitchClient(n, a, 1, schema, timeout_s=10.0) for n, a in switches.items()}
     plane = DataPlane(layout, sub, clients, Pipeline.load(), drain_s=0.0)
+    in_ns = ("ip", "netns", "exec", netns)
+    procs: list[Proc] = []
     try:
+        procs.append(start("memserver", "--listen", "127.0.0.1:0", prefix=in_ns))
+        memory_server = layout.memory_server("s2").server_id
+        host, port = procs[0].address("memserver")
+        procs.append(start("emac", "--interface", "emac2", "--memory-server", f"{memory_server}={host}:{port}",
+                           prefix=in_ns))
+        memory = ExternalMemory(layout, sub, {memory_server: (host, port)})
         assert sorted(plane.connect()) == ["s1", "s2"]
-        plane.apply(w.requests, result.placement, w.assignment, paths, rules, plan_em_regions(layout, sub, result.placement))
+        in_netns(netns, lambda: apply_with_memory(plane, memory, w.requests, result.placement, w.assignment, paths, rules))
         flows = [chain_flow(layout, sub, r) for r in w.requests]
         classifier = sub.instance_index["classifier#0"]
         rule = next(r for r in rules[classifier] if r.key == flows[1])
-        emac_table = {f"{classifier}:{flows[1].src}:{flows[1].dst}:17:{flows[1].dst_port}": {"status": 0, "action": int(rule.action), "dscp": rule.dscp}}
-        spec = {"ifaces": ["h1", "h2", "m1", "emac1", "emac2", "s2p2"], "servers": ["m1"], "emacs": {"emac2": emac_table, "emac1": {}},
+        spec = {"ifaces": ["h1", "h2", "m1", "emac1", "s2p2"], "servers": ["m1"],
                 "seconds": 2.0, "send": [["h1" if i < 3 else "h2", frame(f.src, f.dst, f.dst_port)] for i, f in enumerate(flows)]}
         (tmp_path / "spec.json").write_text(json.dumps(spec))
         done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, str(Path(__file__).with_name("bmv2_packets.py")),
@@ -148,8 +183,10 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         transit = [Nsh.unpack(b[14:]) for b in seen["s2p2"] if int.from_bytes(b[12:14], "big") == ETHERTYPE_NSH]
         assert any(n.spi == 1 and n.si == 0 and n.version >= 1 for n in transit)
         assert any(n.spi == 2 and n.si == 1 for n in transit)
-        # Classifier in s2's EM: a request reached the EMAC with the switch, instance and key; the response's DSCP applied.
-        assert [(r["switch_id"], r["instance"], r["dst_port"]) for r in out["emac_requests"]] == [(2, classifier, flows[1].dst_port)]
+        # Classifier in s2's EM: the EMAC found the rule in the memory server (n_f reads) and the DSCP was applied.
+        emac_metrics = in_netns(netns, procs[1].metrics)
+        assert emac_metrics["srem_emac_lookups_total{result=hit}"] == 1 and seen["emac1"] == []
+        assert emac_metrics["srem_emac_rdma_reads_total"] == 1 + sub.instances[classifier].type.rdma_accesses
         dscp = delivered("h2", 1)
         assert len(dscp) == 1 and dscp[0][IP].tos >> 2 == rule.dscp
         # Firewall on server m1: the packet went to the server with NSH (SPI 3, SI 1) and came back to be delivered.
@@ -167,6 +204,8 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         assert s2.read_counter(E.DROP_COUNTER, DROP_CHAIN_REJECTED)[DROP_CHAIN_REJECTED][0] == 1
     finally:
         plane.close()
+        for proc in procs:
+            proc.stop()
 
 
 def _ip(n: int) -> str:
