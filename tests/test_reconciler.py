@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from p4.v1 import p4runtime_pb2
 
 from controller.dataplane import entries as E
 from controller.dataplane.builder import plan_em_regions, step_paths
+from controller.dataplane.external_memory import ExternalMemory, apply_with_memory
 from controller.dataplane.layout import Layout
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient, SwitchError
@@ -20,6 +22,9 @@ from controller.model.evaluator import StepEvaluator
 from controller.model.substrate import HostKind
 from dataplane_walk import walk
 from p4runtime_fake import FakeP4RuntimeServer
+from rdma_emulator import protocol as P
+from rdma_emulator.client import RdmaClient
+from rdma_emulator.processes import Proc
 
 SCHEMA = P4Schema.load()
 PIPELINE = Pipeline.load()
@@ -243,3 +248,60 @@ def test_packet_io_and_counters_through_the_client(bed: Bed) -> None:
     fake.send_packet_in(b"\x01" * 60, {1: 7})
     assert client.packet_in(timeout_s=2.0) == (b"\x01" * 60, 7)
     assert client.read_counter(E.CHAIN_COUNTER, 5) == {5: (0, 0)}
+
+
+def test_external_memory_is_written_before_a_switch_points_at_it_and_freed_after(bed: Bed, memserver: Proc) -> None:
+    sub = bed.evaluator.substrate
+    w = bed.workload
+    start, _ = bed.deploy_initial()
+    em = hosts_of(sub, HostKind.EM)[0]
+    switch = sub.node_names[sub.hosts[em].node]
+    address = memserver.address("memserver")
+    memory = ExternalMemory(bed.layout, sub, {s.server_id: address for s in bed.layout.servers.values()})
+    tables = memory.tables(tuple(em for _ in start), bed.rules)
+    seen: list[bool] = []
+
+    def region_holds_the_table(update: p4runtime_pb2.Update) -> str | None:
+        entry = SCHEMA.from_proto(update.entity)
+        if update.type == p4runtime_pb2.Update.INSERT and isinstance(entry, E.TableEntry) and entry.table == E.RDMA_INDEX:
+            params = dict(entry.params)
+            instance = dict(entry.match)["instance"].value
+            data = tables[instance][1]
+            seen.append(asyncio.run(_read(address, params["region"], params["rkey"], len(data))) == data)
+        return None
+
+    def apply(placement: tuple[int, ...]) -> None:
+        result = bed.evaluator.evaluate(w, 0, w.initial_placement, placement)  # type: ignore[attr-defined]
+        apply_with_memory(bed.plane, memory, w.requests, placement, w.assignment, step_paths(result), bed.rules)  # type: ignore[attr-defined]
+
+    regions = memserver.metrics()["srem_memserver_regions"]
+    k = 0
+    moved = tuple(em if i == k else h for i, h in enumerate(start))
+    bed.fakes[switch].reject_entry = region_holds_the_table
+    apply(moved)
+    bed.fakes[switch].reject_entry = None
+    assert seen == [True], "the RDMA-table entry arrives after its region holds the whole table"
+    assert memserver.metrics()["srem_memserver_regions"] == regions + 1
+
+    # A failed switch write keeps the old configuration and frees the region written for the new one.
+    both = tuple(em if i in (k, 1) else h for i, h in enumerate(start))
+    for fake in bed.fakes.values():
+        fake.fail_next_writes = 1
+    with pytest.raises(SwitchError):
+        apply(both)
+    for fake in bed.fakes.values():
+        fake.fail_next_writes = 0
+    assert memserver.metrics()["srem_memserver_regions"] == regions + 1 and set(memory.active) == {k}
+
+    apply(start)
+    assert memserver.metrics()["srem_memserver_regions"] == regions, "leaving EM frees its region"
+    assert memory.active == {}
+
+
+async def _read(address: tuple[str, int], region: int, rkey: int, length: int) -> bytes:
+    client = await RdmaClient(*address).open()
+    try:
+        chunks = [await client.read(region, rkey, at, min(P.MAX_IO, length - at)) for at in range(0, length, P.MAX_IO)]
+        return b"".join(chunks)
+    finally:
+        client.close()
