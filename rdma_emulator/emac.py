@@ -194,6 +194,8 @@ class Emac:
                 self._drop(Drop("send_failed", "the switch-side socket refused the response"), attachment)
         except Drop as drop:
             self._drop(drop, attachment, request)
+        except Exception as exc:  # a bug must cost one packet, not the process; counted so it is seen
+            self._drop(Drop("internal_error", repr(exc)), attachment, request)
         finally:
             self._in_flight -= 1
 

@@ -30,7 +30,7 @@ class MemoryStore:
         if req.op == Op.ALLOC:
             return self._alloc(req)
         if req.op not in (Op.READ, Op.WRITE, Op.CAS, Op.FREE):
-            return Completion(max(req.op, 0), req.wr_id, Status.UNSUPPORTED)
+            return Completion(req.op, req.wr_id, Status.UNSUPPORTED)
         region = self.regions.get(req.region)
         if region is None or region.rkey != req.rkey:
             return Completion(req.op, req.wr_id, Status.ACCESS_ERROR)

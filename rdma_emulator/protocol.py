@@ -16,7 +16,7 @@ A completion echoes magic, version, opcode and wr_id, then carries
 
 All integers are big-endian. ALLOC and FREE stand in for memory registration, which real RDMA does
 on the server with the key shared out of band; here the controller asks the memory server. A
-datagram too short for the header or with the wrong magic gets no completion (there is nothing to
+datagram too short for the header or with the wrong magic or version gets no completion (there is nothing to
 address it to); any other bad request gets an error completion and never any memory.
 """
 
@@ -81,9 +81,9 @@ class Request:
         if len(data) < _REQUEST.size:
             raise WireError(f"request of {len(data)} bytes, header needs {_REQUEST.size}")
         magic, version, op, wr_id, region, rkey, offset, length = _REQUEST.unpack_from(data)
-        if magic != MAGIC:
-            raise WireError(f"bad magic 0x{magic:04x}")
-        return cls(op if version == VERSION else -1, wr_id, region, rkey, offset, length, bytes(data[_REQUEST.size:]))
+        if magic != MAGIC or version != VERSION:
+            raise WireError(f"bad magic or version 0x{magic:04x}/{version}")
+        return cls(op, wr_id, region, rkey, offset, length, bytes(data[_REQUEST.size:]))
 
 
 def read(wr_id: int, region: int, rkey: int, offset: int, length: int) -> Request:

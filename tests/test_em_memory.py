@@ -22,6 +22,9 @@ def test_requests_and_completions_round_trip() -> None:
         Completion.unpack(done.pack()[:-1])
     with pytest.raises(P.WireError):
         Request.unpack(b"\x00" * 40)
+    packed = P.read(7, 1, 2, 3, 4).pack()
+    with pytest.raises(P.WireError, match="version"):
+        Request.unpack(packed[:2] + bytes([P.VERSION + 1]) + packed[3:])
 
 
 def store_with_region(size: int = 64) -> tuple[MemoryStore, int, int]:

@@ -215,9 +215,9 @@ def step_paths(result: StepResult) -> tuple[tuple[Path, ...] | None, ...]:
 
 
 def plan_em_regions(layout: Layout, substrate: Substrate, placement: Placement) -> dict[int, EmRegion]:
-    """A region per EM-hosted instance on its switch's memory server, numbered (switch id, instance) so
-    that the old and new region of a move between switches never collide. The remote key here is a
-    placeholder the EMAC issue replaces with the one the memory server grants."""
+    """Region names for tests and benchmarks of steering alone, where no memory server runs: one per
+    EM-hosted instance on its switch's memory server, numbered (switch id, instance), the number as
+    key. A live data plane gets its regions from ExternalMemory.stage, which writes them first."""
     regions = {}
     for k, h in enumerate(placement):
         host = substrate.hosts[h]
