@@ -215,7 +215,7 @@ def _start_logging(level: str) -> None:
 
 def cmd_memserver(args: argparse.Namespace) -> None:
     from rdma_emulator.server import ServerConfig
-    from rdma_emulator.service import run_memserver
+    from rdma_emulator.service import BindError, run_memserver
 
     host, port = _address(args.listen, "--listen")
     metrics = _address(args.metrics, "--metrics") if args.metrics else None
@@ -227,13 +227,13 @@ def cmd_memserver(args: argparse.Namespace) -> None:
     _start_logging(args.log_level)
     try:
         run_memserver(config, metrics)
-    except OSError as exc:
-        raise SremError(exc.strerror or str(exc), where=f"{args.listen} or {args.metrics}") from None
+    except BindError as exc:
+        raise SremError(str(exc), where=exc.option) from None
 
 
 def cmd_emac(args: argparse.Namespace) -> None:
     from rdma_emulator.emac import Attachment, EmacConfig
-    from rdma_emulator.service import run_emac
+    from rdma_emulator.service import BindError, run_emac
 
     servers: dict[int, tuple[str, int]] = {}
     for item in args.memory_server:
@@ -259,7 +259,10 @@ def cmd_emac(args: argparse.Namespace) -> None:
             attachment.close()
         raise SremError(exc.strerror or str(exc), where=where) from None
     _start_logging(args.log_level)
-    run_emac(EmacConfig(servers, args.timeout_ms / 1000, args.retries), attachments, metrics)
+    try:
+        run_emac(EmacConfig(servers, args.timeout_ms / 1000, args.retries), attachments, metrics)
+    except BindError as exc:
+        raise SremError(str(exc), where=exc.option) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -116,7 +116,7 @@ class RdmaClient(asyncio.DatagramProtocol):
         await self.write_all(region, rkey, data)
         return region, rkey
 
-    async def write_all(self, region: int, rkey: int, data: bytes, window: int = 16) -> None:
+    async def write_all(self, region: int, rkey: int, data: bytes, window: int = 8) -> None:
         """Write `data` from offset 0 in MAX_IO pieces, `window` in flight at a time."""
         chunks = [(offset, data[offset:offset + P.MAX_IO]) for offset in range(0, len(data), P.MAX_IO)]
         for start in range(0, len(chunks), window):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import time
 from dataclasses import dataclass
 
@@ -77,7 +78,13 @@ class MemoryServer(asyncio.DatagramProtocol):
     async def start(self) -> tuple[str, int]:
         """Bind and serve; the bound address (port 0 picks a free one)."""
         loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(self.config.host, self.config.port))
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.config.host, self.config.port))
+        except OSError:
+            sock.close()
+            raise
+        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
         self._delayer = Delayer(loop, self._send)
         address = self.transport.get_extra_info("sockname")[:2]
         log.info("memory server on %s:%d, latency %g ns, loss %g, capacity %d bytes",

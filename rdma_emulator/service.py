@@ -19,10 +19,22 @@ from rdma_emulator.net import new_event_loop
 from rdma_emulator.server import MemoryServer, ServerConfig
 
 
+class BindError(Exception):
+    """An address the process could not bind; `option` names the command-line option that gave it."""
+
+    def __init__(self, option: str, address: str, exc: OSError) -> None:
+        self.option = option
+        super().__init__(f"cannot bind {address}: {exc.strerror or exc}")
+
+
 def _serve(registry: CollectorRegistry, metrics: tuple[str, int] | None, ready: dict[str, object],
            loop: asyncio.AbstractEventLoop, close: Callable[[], None]) -> None:
     if metrics is not None:
-        http, _ = start_http_server(metrics[1], metrics[0], registry=registry)
+        try:
+            http, _ = start_http_server(metrics[1], metrics[0], registry=registry)
+        except OSError as exc:
+            close()
+            raise BindError("--metrics", "%s:%d" % metrics, exc) from None
         ready["metrics"] = "%s:%d" % http.server_address[:2]
     print(json.dumps(ready), flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -38,7 +50,10 @@ def run_memserver(config: ServerConfig, metrics: tuple[str, int] | None) -> None
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = MemoryServer(config)
-    host, port = loop.run_until_complete(server.start())
+    try:
+        host, port = loop.run_until_complete(server.start())
+    except OSError as exc:
+        raise BindError("--listen", f"{config.host}:{config.port}", exc) from None
     _serve(server.registry, metrics, {"memserver": f"{host}:{port}"}, loop, server.close)
 
 

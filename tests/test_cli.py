@@ -132,3 +132,24 @@ def test_experiment_fig5_quick(tmp_path, small_dataset):
     doc = json.loads(proc.stdout)
     assert set(doc["final_reward"]) == {"static", "dynamic", "hybrid"}
     assert len((out / "fig5.csv").read_text().splitlines()) == 1 + 3 * 2 * 20
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["memserver", "--loss", "1.5"], ["--loss", "out of range"]),
+    (["memserver", "--listen", "localhost"], ["--listen", "not HOST:PORT"]),
+    (["memserver", "--latency-ns", "-1"], ["--latency-ns"]),
+    (["emac", "--memory-server", "one=127.0.0.1:7000", "--listen-udp", "127.0.0.1:0"], ["--memory-server", "ID=HOST:PORT"]),
+    (["emac", "--memory-server", "1=127.0.0.1:7000"], ["nothing to serve"]),
+    (["emac", "--memory-server", "1=127.0.0.1:7000", "--listen-udp", "127.0.0.1:0", "--timeout-ms", "0"], ["--timeout-ms"]),
+])
+def test_external_memory_commands_refuse_bad_arguments(args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(srem(*args), *fragments)
+
+
+def test_a_memory_server_port_in_use_is_one_line() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        assert_one_line_error(srem("memserver", "--listen", f"127.0.0.1:{port}"), "--listen", f"127.0.0.1:{port}", "in use")
