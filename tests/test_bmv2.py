@@ -151,7 +151,8 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         procs.append(start("memserver", "--listen", "127.0.0.1:0", prefix=in_ns))
         memory_server = layout.memory_server("s2").server_id
         host, port = procs[0].address("memserver")
-        procs.append(start("emac", "--interface", "emac2", "--memory-server", f"{memory_server}={host}:{port}",
+        # One EMAC process for both switches' EMAC ports.
+        procs.append(start("emac", "--interface", "emac1", "--interface", "emac2", "--memory-server", f"{memory_server}={host}:{port}",
                            prefix=in_ns))
         memory = ExternalMemory(layout, sub, {memory_server: (host, port)})
         assert sorted(plane.connect()) == ["s1", "s2"]
@@ -159,15 +160,8 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         flows = [chain_flow(layout, sub, r) for r in w.requests]
         classifier = sub.instance_index["classifier#0"]
         rule = next(r for r in rules[classifier] if r.key == flows[1])
-        spec = {"ifaces": ["h1", "h2", "m1", "emac1", "s2p2"], "servers": ["m1"],
-                "seconds": 2.0, "send": [["h1" if i < 3 else "h2", frame(f.src, f.dst, f.dst_port)] for i, f in enumerate(flows)]}
-        (tmp_path / "spec.json").write_text(json.dumps(spec))
-        done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, str(Path(__file__).with_name("bmv2_packets.py")),
-                               str(tmp_path / "spec.json")], capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-        assert done.returncode == 0, done.stderr
-        out = json.loads(done.stdout)
-        seen = {k: [bytes.fromhex(h) for h in v] for k, v in out["seen"].items()}
+        seen = drive(netns, tmp_path, {"ifaces": ["h1", "h2", "m1", "s2p2"], "servers": ["m1"], "seconds": 2.0,
+                                       "send": [["h1" if i < 3 else "h2", frame(f.src, f.dst, f.dst_port)] for i, f in enumerate(flows)]})
 
         def delivered(iface: str, flow_index: int) -> list[Ether]:
             f = flows[flow_index]
@@ -185,7 +179,7 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         assert any(n.spi == 2 and n.si == 1 for n in transit)
         # Classifier in s2's EM: the EMAC found the rule in the memory server (n_f reads) and the DSCP was applied.
         emac_metrics = in_netns(netns, procs[1].metrics)
-        assert emac_metrics["srem_emac_lookups_total{result=hit}"] == 1 and seen["emac1"] == []
+        assert emac_metrics["srem_emac_lookups_total{result=hit}"] == 1
         assert emac_metrics["srem_emac_rdma_reads_total"] == 1 + sub.instances[classifier].type.rdma_accesses
         dscp = delivered("h2", 1)
         assert len(dscp) == 1 and dscp[0][IP].tos >> 2 == rule.dscp
@@ -202,10 +196,32 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         assert s1.read_counter(E.VNF_COUNTER, sub.instance_index["firewall#0"])[sub.instance_index["firewall#0"]][0] == 1
         assert s2.read_counter(E.VNF_COUNTER, classifier)[classifier][0] == 1
         assert s2.read_counter(E.DROP_COUNTER, DROP_CHAIN_REJECTED)[DROP_CHAIN_REJECTED][0] == 1
+
+        # Move the classifier from s2's EM to s1's: a new region, written before s1 names it; s2's freed after.
+        moved = StepEvaluator(sub).evaluate(w, 0, result.placement, placement_of(sub, {**placement, "classifier#0": "em:s1"}))
+        assert moved.requests[1].accepted
+        in_netns(netns, lambda: apply_with_memory(plane, memory, w.requests, moved.placement, w.assignment,
+                                                  step_paths(moved)[:4] + (None,), rules))
+        assert in_netns(netns, procs[0].metrics)["srem_memserver_regions"] == 1
+        seen = drive(netns, tmp_path, {"ifaces": ["h1", "h2"], "servers": [], "seconds": 1.0, "send": [["h1", frame(flows[1].src, flows[1].dst, flows[1].dst_port)]]})
+        dscp = delivered("h2", 1)
+        assert len(dscp) == 1 and dscp[0][IP].tos >> 2 == rule.dscp
+        assert in_netns(netns, procs[1].metrics)["srem_emac_lookups_total{result=hit}"] == 2
+        assert s1.read_counter(E.VNF_COUNTER, classifier)[classifier][0] == 1
     finally:
         plane.close()
         for proc in procs:
             proc.stop()
+
+
+def drive(netns: str, tmp_path: Path, spec: dict[str, object]) -> dict[str, list[bytes]]:
+    """Run the packet driver in the namespace; the frames each interface received."""
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, str(Path(__file__).with_name("bmv2_packets.py")),
+                           str(tmp_path / "spec.json")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    return {k: [bytes.fromhex(h) for h in v] for k, v in json.loads(done.stdout)["seen"].items()}
 
 
 def _ip(n: int) -> str:
