@@ -39,7 +39,8 @@ class MemoryStore:
             self.used -= len(region.data)
             return Completion(req.op, req.wr_id, Status.OK, req.region)
         expected_payload = {Op.READ: 0, Op.WRITE: req.length, Op.CAS: 2 * CAS_SIZE}[Op(req.op)]
-        if len(req.payload) != expected_payload or req.length > MAX_IO or (req.op == Op.CAS and (req.length != CAS_SIZE or req.offset % CAS_SIZE)):
+        bad_cas = req.op == Op.CAS and (req.length != CAS_SIZE or req.offset % CAS_SIZE)
+        if len(req.payload) != expected_payload or req.length > MAX_IO or bad_cas:
             return Completion(req.op, req.wr_id, Status.MALFORMED)
         end = req.offset + req.length
         if end > len(region.data):

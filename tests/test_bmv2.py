@@ -203,7 +203,8 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         in_netns(netns, lambda: apply_with_memory(plane, memory, w.requests, moved.placement, w.assignment,
                                                   step_paths(moved)[:4] + (None,), rules))
         assert in_netns(netns, procs[0].metrics)["srem_memserver_regions"] == 1
-        seen = drive(netns, tmp_path, {"ifaces": ["h1", "h2"], "servers": [], "seconds": 1.0, "send": [["h1", frame(flows[1].src, flows[1].dst, flows[1].dst_port)]]})
+        again = [["h1", frame(flows[1].src, flows[1].dst, flows[1].dst_port)]]
+        seen = drive(netns, tmp_path, {"ifaces": ["h1", "h2"], "servers": [], "seconds": 1.0, "send": again})
         dscp = delivered("h2", 1)
         assert len(dscp) == 1 and dscp[0][IP].tos >> 2 == rule.dscp
         assert in_netns(netns, procs[1].metrics)["srem_emac_lookups_total{result=hit}"] == 2

@@ -128,7 +128,8 @@ def test_emac_survives_fuzzing(memserver: Proc, regions: Regions) -> None:
     frames = st.one_of(
         st.binary(max_size=80),
         st.builds(lambda cut: emac_frame(region, rkey, FIREWALL_RULES[0].key, 1)[:cut], st.integers(0, 14 + EmacRequest.SIZE - 1)),
-        st.builds(lambda bit, key: _flip(emac_frame(region, rkey, key, 2), bit), st.integers(0, 14 * 8 + EmacRequest.SIZE * 8 - 1), rule_keys),
+        st.builds(lambda bit, key: _flip(emac_frame(region, rkey, key, 2), bit), st.integers(0, (14 + EmacRequest.SIZE) * 8 - 1),
+                  rule_keys),
         st.builds(lambda r, k, key, seq, inst, server, vnf: emac_frame(r, k, key, seq, inst, server, vnf),
                   st.sampled_from([region, regions.open[0], 0, 77]), st.sampled_from([rkey, regions.open[1], 0]),
                   st.one_of(rule_keys, st.builds(em_table.Flow, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
