@@ -1,4 +1,5 @@
-"""The `srem` command line: topologies, scenarios, datasets and policy evaluation.
+"""The `srem` command line: topologies, scenarios, datasets, policies and experiments, the P4
+program, and the long-running external-memory processes (memory server, EMAC).
 
 Every command that reports results takes --json and then prints one JSON document on stdout
 (schemas in README.md); progress bars and notes go to stderr. Bad input exits with status 2 and
@@ -347,8 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     log_flag.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     log_flag.add_argument("--metrics", default=None, metavar="HOST:PORT", help="serve Prometheus /metrics here (port 0: any)")
 
+    started = ("On start it prints one JSON line with the addresses it bound; it runs until SIGINT or SIGTERM; "
+               "logs go to stderr.")
     p = sub.add_parser("memserver", help="run an emulated RDMA memory server (a rack server's DRAM as switch external memory)",
-                       parents=[log_flag])
+                       description=started, parents=[log_flag])
     p.add_argument("--listen", default="127.0.0.1:7000", metavar="HOST:PORT", help="UDP address (default 127.0.0.1:7000; port 0: any)")
     p.add_argument("--latency-ns", type=float, default=0.0, help="added to every access (the scenario's delta_w; default 0)")
     p.add_argument("--loss", type=float, default=0.0, help="probability of dropping a READ/WRITE/CAS (default 0)")
@@ -356,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the loss draws")
     p.set_defaults(func=cmd_memserver)
 
-    p = sub.add_parser("emac", help="run the External Memory Access Controller for one or more switches", parents=[log_flag])
+    p = sub.add_parser("emac", help="run the External Memory Access Controller for one or more switches", description=started,
+                       parents=[log_flag])
     p.add_argument("--memory-server", action="append", default=[], metavar="ID=HOST:PORT",
                    help="a memory server the switches' RDMA tables name (repeatable)")
     p.add_argument("--interface", action="append", default=[], metavar="IFACE", help="a switch's EMAC port (raw frames; root)")
