@@ -92,10 +92,6 @@ class Attachment:
         sock.bind((host, port))
         return cls("udp:%s:%d" % sock.getsockname()[:2], sock, raw=False)
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
-
     def receive(self) -> list[tuple[bytes, object]]:
         frames = []
         for _ in range(RECV_BATCH):

@@ -67,7 +67,8 @@ def start(*args: str, prefix: tuple[str, ...] = (), metrics: str = "127.0.0.1:0"
     line = popen.stdout.readline() if ready else ""
     if not line:
         popen.kill()
-        raise RuntimeError(f"srem {args[0]} did not start: {popen.stderr.read() if popen.wait(5) is not None else ''}")
+        popen.wait(5)
+        raise RuntimeError(f"srem {args[0]} did not start: {popen.stderr.read()}")
     return Proc(popen, json.loads(line))
 
 

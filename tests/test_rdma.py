@@ -187,7 +187,7 @@ def test_controller_programs_external_memory(memserver: Proc, emac: Proc, small_
     """ExternalMemory stages tables make-before-break and frees what the switches stopped using."""
     from controller.dataplane.external_memory import ExternalMemory
     from controller.dataplane.layout import Layout
-    from controller.dataplane.rules import instance_rules
+    from controller.dataplane.rules import instance_rules, kind_of
     from controller.model.substrate import HostKind
 
     sub = small_dataset.substrate
@@ -209,7 +209,7 @@ def test_controller_programs_external_memory(memserver: Proc, emac: Proc, small_
         rule = rules[k][0]
         region = first[k]
         answer = port.ask(emac_frame(region.region, region.rkey, rule.key, 1, instance=k, server=region.server,
-                                     vnf_type=em_table.Header.unpack(memory.tables(placement, rules)[k][1]).kind))
+                                     vnf_type=kind_of(sub, k)))
         assert answer is not None and answer.status == STATUS_HIT and answer.action == rule.action
     finally:
         port.close()
