@@ -27,7 +27,7 @@ def main() -> None:
     dataset = default_dataset(load_scenario("paper"))
     _, run = train(dataset, TrainConfig(episodes=args.episodes), progress=False)
     policy = make_policy("srem")
-    policy.bind(dataset)
+    policy.bind(dataset.substrate)
     evaluator = StepEvaluator(dataset.substrate)
     times = []
     for workload in dataset.test:

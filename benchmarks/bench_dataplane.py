@@ -24,13 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from controller.dataplane import entries as E
-from controller.dataplane.builder import Deployment, all_steering, desired_state, plan_em_regions, step_paths
+from controller.dataplane.builder import all_steering, deployment_of_step, desired_state, plan_em_regions
+from controller.dataplane.deploy import Deployer, SteeringOnly
 from controller.dataplane.entries import Exact, Op, Ternary, Update, table_entry
 from controller.dataplane.layout import Layout
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient
 from controller.dataplane.reconciler import DataPlane
-from controller.dataplane.rules import instance_rules
 from controller.evaluation import run_day
 from controller.model.dataset import default_dataset
 from controller.model.evaluator import StepEvaluator
@@ -67,22 +67,24 @@ def firewall_entries(count: int, instance: int) -> list[E.TableEntry]:
 def main() -> None:
     if shutil.which("simple_switch_grpc") is None:
         sys.exit("bench_dataplane: simple_switch_grpc not on PATH (README: 'The P4 toolchain')")
-    ds = default_dataset(load_scenario("paper"), progress=False)
+    scenario = load_scenario("paper")
+    ds = default_dataset(scenario, progress=False)
     sub = ds.substrate
     workload = ds.split("test", 1)[0]
     evaluator = StepEvaluator(sub, ds.objective_weights)
     policy = make_policy("srem")
-    policy.bind(ds)
+    policy.bind(ds.substrate)
     result = run_day(evaluator, ds, workload, policy)[0]
     layout = Layout(sub.spec.topology)
+    params = scenario.spec.dataplane
     times, count = [], 0
     for _ in range(30):
         start = time.perf_counter()
-        rules = instance_rules(layout, sub, workload.requests, workload.assignment, 1.0)
+        deployment = deployment_of_step(layout, sub, workload, result, params.rules_per_mb)
         em = plan_em_regions(layout, sub, result.placement)
-        staged = Deployment(result.placement, workload.assignment, step_paths(result), {}, em)
-        versions = {spi: 1 for spi, s in all_steering(layout, sub, workload.requests, staged).items() if s}
-        state = desired_state(layout, sub, workload.requests, Deployment(result.placement, workload.assignment, step_paths(result), versions, em), rules)
+        steering = all_steering(layout, sub, deployment)
+        versions = {spi: 1 for spi, s in steering.items() if s}
+        state = desired_state(layout, sub, deployment, versions, em, steering)
         times.append((time.perf_counter() - start) * 1e3)
         count = sum(len(s) for s in state.values())
     print(f"build entries, paper, 10 switches: {count} entries, median {statistics.median(times):.1f} ms (target <= 50 ms)")
@@ -127,9 +129,9 @@ def main() -> None:
     with bmv2(len(layout.switches)) as addresses:
         clients = {name: SwitchClient(name, a, 1, schema, timeout_s=30.0) for name, a in zip(layout.switches, addresses)}
         plane = DataPlane(layout, sub, clients, pipeline, drain_s=0.0)
+        deployer = Deployer(plane, SteeringOnly(layout, sub), params)
         plane.connect()
-        paths = step_paths(result)
-        plane.apply(workload.requests, result.placement, workload.assignment, paths, rules, plan_em_regions(layout, sub, result.placement))
+        deployer.deploy(workload, result)
         in_force, total, updates = [], [], []
         instances = [k for k, h in enumerate(result.placement) if sub.hosts[h].kind is not HostKind.LM]
         lm_hosts = [h.index for h in sub.hosts if h.kind is HostKind.LM]
@@ -141,11 +143,10 @@ def main() -> None:
                     continue
                 for placement, res in ((moved, step), (result.placement, result)):
                     start = time.perf_counter()
-                    report = plane.apply(workload.requests, placement, workload.assignment, step_paths(res), rules,
-                                         plan_em_regions(layout, sub, placement))
+                    report = deployer.deploy(workload, res)
                     total.append((time.perf_counter() - start) * 1e3)
                     in_force.append((report.seconds["prepare"] + report.seconds["commit"]) * 1e3)
-                    updates.append(report.plan.count())
+                    updates.append(report.applied.plan.count())
                 break
         plane.close()
     print(f"move one instance into a switch's LM (paper, 10 BMv2, {len(total)} moves, median {statistics.median(updates):.0f} updates): "

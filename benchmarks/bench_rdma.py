@@ -18,12 +18,12 @@ import socket
 import statistics
 import time
 
-from controller.dataplane import em_table
-from controller.dataplane.rules import Action, Flow, Rule, VnfKind
-from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, EmacRequest
 from rdma_emulator import protocol as P
 from rdma_emulator.client import store as program
 from rdma_emulator.processes import running
+from srem_formats import em_table
+from srem_formats.flows import Action, Flow, Rule, VnfKind
+from srem_formats.wire import ETHERTYPE_EMAC_REQUEST, EmacRequest
 
 RULES = [Rule(Flow(0x0A000000 + i, 0x0A010001, 17, 10000 + i % 50000), Action.PERMIT) for i in range(400)]
 INSTANCE = 1

@@ -1,42 +1,162 @@
 """The `srem` command line: topologies, scenarios, datasets, policies and experiments, the P4
 program, and the long-running external-memory processes (memory server, EMAC).
 
-Every command that reports results takes --json and then prints one JSON document on stdout
-(schemas in README.md); progress bars and notes go to stderr. Bad input exits with status 2 and
-one line naming the file, the key and what is wrong.
+A thin shell: every experiment's defaults live in controller/experiments.py, and each command's
+flags are exactly the ones it uses (argparse refuses the rest). Every command that reports results
+takes --json and then prints one JSON document on stdout (schemas in README.md); progress bars and
+notes go to stderr. Bad input exits with status 2 and one line, `srem: error: WHERE: WHAT`, with
+nothing written; results already on disk are never overwritten without --force.
+
+Nothing heavy (torch, highspy, gymnasium, matplotlib) is imported at module level: `srem --help`
+and every command's --help stay fast, and the commands import what they need.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import re
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
+from controller import experiments
 from controller.errors import SremError
 from controller.model.dataset import Dataset, default_dataset, generate_dataset
-from controller.model.scenario import load_scenario, preset_names
+from controller.model.scenario import Scenario, load_scenario, preset_names
 from controller.model.topology import Topology, load_topology
+from controller.policies import policy_names
 from controller.report import per_hour_table, to_csv, to_json
 from topologies import builtin_names
 
+T = TypeVar("T")
+
 
 class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors, and unknown flags refused by the command they were given to."""
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        where, what = self.prog, message
+        if m := re.fullmatch(r"argument ([^\s/:]+)(?:/\S+)?: (.*)", message, re.S):
+            where, what = m.groups()
+        elif m := re.fullmatch(r"the following arguments are required: (.*)", message, re.S):
+            where, what = m[1], "required"
+        self.exit(2, f"srem: error: {where}: {what} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        # A command without subcommands refuses what it does not know itself, so the message names it
+        # (`srem experiment fig5: unrecognized arguments: --policy lag`) instead of the top-level `srem`.
+        if extras and self._subparsers is None:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
+# Argument types: argparse reports their errors as `srem: error: --FLAG: WHAT`.
+
+def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], want: str) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {want}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: want {want}")
+        return value
+
+    return parse
+
+
+positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
+non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+non_negative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+fraction = _checked(float, lambda v: 0 <= v < 1, "a fraction, 0 <= P < 1")
+unit_interval = _checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def host_port(text: str) -> tuple[str, int]:
+    from rdma_emulator.net import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def memory_server(text: str) -> tuple[int, tuple[str, int]]:
+    ident, sep, address = text.partition("=")
+    if not sep or not ident.isdigit() or not 0 <= int(ident) <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ID=HOST:PORT (ID 0..65535)")
+    return int(ident), host_port(address)
+
+
+def labelled_policy(text: str) -> tuple[str, str]:
+    """`LABEL=SPEC` or `SPEC` (labelled by itself). A `=` after the first `:` belongs to the spec's
+    argument (a path), so `srem:runs/lr=0.1.pt` is unlabelled."""
+    label, sep, spec = text.partition("=")
+    if not sep or ":" in label:
+        return text, text
+    if not label or not spec:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=SPEC or SPEC")
+    return label, spec
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("srem")
+    except PackageNotFoundError:
+        return "(not installed: no package metadata)"
 
 
 def _emit(args: argparse.Namespace, document: object, text: str) -> None:
     print(to_json(document) if args.json else text)
 
 
+def _note(message: str) -> None:
+    print(f"srem: note: {message}", file=sys.stderr)
+
+
+def _refuse_existing(path: Path, force: bool, directory: bool, hint: str = "") -> None:
+    """Results on disk are never replaced without --force: refused before any work is done (an empty
+    directory holds no results)."""
+    if not path.exists():
+        return
+    if path.is_dir() != directory:
+        raise SremError(f"exists and is not a {'directory' if directory else 'file'}", where=path)
+    if not force and (not directory or any(path.iterdir())):
+        raise SremError(f"exists; pass --force to overwrite it{hint}", where=path)
+
+
+@contextmanager
+def _results_dir(out: Path) -> Iterator[Path]:
+    """A fresh directory to write a run into; it replaces `out` only when the run completes, so a
+    failed run leaves neither a half-written folder nor a damaged earlier one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)
+        if out.exists():  # an earlier run, refused before unless --force
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def topology_summary(topology: Topology) -> str:
     spec = topology.spec
-    degree: dict[str, int] = {n: 0 for n in topology.node_names}
-    for link in spec.links:
-        degree[link.a] += 1
-        degree[link.b] += 1
     bandwidths = [l.bandwidth_gbps for l in spec.links]
     delays = [l.delay_ms for l in spec.links]
     lines = [
@@ -86,9 +206,11 @@ def cmd_scenario_generate(args: argparse.Namespace) -> None:
     _emit(args, document, f"wrote {dataset.path}: {m.splits['train']} train and {m.splits['test']} test workloads of {scenario.name} (seed {m.seed})")
 
 
-def _dataset_for(args: argparse.Namespace) -> Dataset:
+def _dataset_source(args: argparse.Namespace) -> Dataset | Scenario:
+    """The dataset given with --data (checked against --scenario), or the scenario whose default
+    dataset to use: generating that is left to `_dataset`, after output paths were checked."""
     if args.data is None:
-        return default_dataset(load_scenario(args.scenario or "paper"), progress=not args.quiet)
+        return load_scenario(args.scenario or "paper")
     dataset = Dataset(Path(args.data))
     if args.scenario is not None:
         wanted = load_scenario(args.scenario).content_hash()
@@ -101,16 +223,27 @@ def _dataset_for(args: argparse.Namespace) -> Dataset:
     return dataset
 
 
+def _scenario_name(source: Dataset | Scenario) -> str:
+    return source.manifest.scenario if isinstance(source, Dataset) else source.name
+
+
+def _dataset(source: Dataset | Scenario, args: argparse.Namespace) -> Dataset:
+    return source if isinstance(source, Dataset) else default_dataset(source, progress=not args.quiet)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from controller.evaluation import evaluate_policy
     from controller.policies import make_policy
 
-    if args.limit is not None and args.limit < 1:
-        raise SremError(f"must be at least 1, got {args.limit}", where="--limit")
     policy = make_policy(args.policy)
-    dataset = _dataset_for(args)
-    report = evaluate_policy(dataset, policy, args.split, args.limit, progress=not args.quiet)
-    csv_path = Path(args.csv) if args.csv else Path("results") / f"evaluate-{report.scenario}-{policy.name}-{args.split}.csv"
+    source = _dataset_source(args)
+    # Named by the spec (not the policy's name), so `srem:a.pt` and `srem:b.pt` get their own files.
+    default_csv = (f"evaluate-{experiments.safe_name(_scenario_name(source))}-{experiments.safe_name(args.policy)}-{args.split}"
+                   f"{f'-limit{args.limit}' if args.limit else ''}.csv")
+    csv_path = Path(args.csv) if args.csv else Path("results") / default_csv
+    _refuse_existing(csv_path, args.force, directory=False)
+    dataset = _dataset(source, args)
+    report = evaluate_policy(dataset, policy, args.split, args.limit, progress=not args.quiet, spec=args.policy)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     csv_path.write_text(to_csv(report))
     print(f"wrote {csv_path}", file=sys.stderr)
@@ -119,19 +252,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from controller.policies.ddqn_cm import ddqn_cm_config, ddqn_cm_reward
-    from controller.rl.training import TrainConfig, train
+    from controller.rl.agent import TrainConfig
+    from controller.rl.training import train
 
-    for flag in ("episodes", "seed"):
-        if getattr(args, flag) is not None and getattr(args, flag) < (1 if flag == "episodes" else 0):
-            raise SremError(f"out of range: {getattr(args, flag)}", where=f"--{flag}")
     overrides = {k: v for k, v in (("episodes", args.episodes), ("seed", args.seed), ("learning_rate", args.learning_rate),
                                    ("discount", args.discount)) if v is not None}
-    dataset = _dataset_for(args)
     if args.agent == "ddqn-cm":
         config, reward_fn = ddqn_cm_config(**overrides), ddqn_cm_reward
     else:
         config, reward_fn = TrainConfig(variant=args.variant, **overrides), None
-    out = Path(args.out or f"results/{dataset.manifest.scenario}-{args.agent if args.agent == 'ddqn-cm' else args.variant}-seed{config.seed}.pt")
+    source = _dataset_source(args)
+    name = args.agent if args.agent == "ddqn-cm" else args.variant
+    out = Path(args.out or f"results/{experiments.safe_name(_scenario_name(source))}-{name}-seed{config.seed}.pt")
+    if not args.resume:
+        _refuse_existing(out, args.force, directory=False, hint=", or --resume to continue it")
+    dataset = _dataset(source, args)
     _, run = train(dataset, config, checkpoint=out, resume=args.resume, reward_fn=reward_fn, progress=not args.quiet)
     done = len(run.rewards)
     tail = run.rewards[-max(done // 10, 1):]
@@ -142,38 +277,65 @@ def cmd_train(args: argparse.Namespace) -> None:
     _emit(args, document, text)
 
 
-FIG6_POLICIES = {"SR-EM": "srem", "LAG": "lag", "DDQN-CM": "ddqn-cm", "RANDOM": "random", "static": "static"}
+def _settings(args: argparse.Namespace, full: T, quick: T, **budgets: Any) -> tuple[T, dict[str, Any]]:
+    """The experiment's defaults (quick ones with --quick), with the flags given on top; and those
+    flags' values (budgets), which name the output folder."""
+    given = {name: value for name, value in budgets.items() if value is not None}
+    base = quick if args.quick else full
+    return replace(base, **given, **({"scenario": args.scenario} if args.scenario else {})), given  # type: ignore[type-var]
 
 
-def cmd_experiment(args: argparse.Namespace) -> None:
-    from controller import experiments
+def _output(args: argparse.Namespace, experiment: str, scenario: Scenario, budgets: dict[str, Any]) -> Path:
+    flags = {name.removesuffix("_s").replace("_", "-"): value for name, value in budgets.items()}
+    methods = [f"{label}={spec}" if label != spec else spec for label, spec in getattr(args, "policy", [])]
+    out = Path(args.out) if args.out else experiments.results_folder(experiment, scenario.name, quick=args.quick,
+                                                                       methods=methods, budgets=flags)
+    _refuse_existing(out, args.force, directory=True, hint=", or choose another --out")
+    return out
 
-    out = Path(args.out or f"results/{args.figure}")
-    if args.figure == "fig5":
-        scenario = args.scenario or ("small" if args.quick else "paper")
-        dataset = default_dataset(load_scenario(scenario), progress=not args.quiet)
-        episodes = args.episodes or (200 if args.quick else 12000)
-        seeds = list(range(args.seeds or (2 if args.quick else 3)))
-        result = experiments.fig5(dataset, episodes, seeds, out, progress=not args.quiet)
-        document = {"out": str(out), "scenario": scenario, "episodes": episodes, "seeds": seeds,
-                    "episodes_per_second": result.episodes_per_second,
-                    "final_reward": {v: dict(zip(("mean", "std"), result.final(v))) for v in experiments.FIG5_VARIANTS}}
-        _emit(args, document, (out / "fig5.md").read_text().rstrip() + f"\nwrote {out}/fig5.csv, fig5.png, fig5.md")
-        return
-    if args.figure == "gap":
-        dataset = default_dataset(load_scenario(args.scenario or "small"), progress=not args.quiet)
-        limit = args.limit or (2 if args.quick else None)
-        policies = {label: spec for label, spec in FIG6_POLICIES.items() if label not in ("SR-EM", "DDQN-CM")}
-        if args.policy:
-            policies = {spec: spec for spec in args.policy} | policies
-        text = experiments.optimality_gap(dataset, policies, args.time_limit, limit, out, progress=not args.quiet)
-        _emit(args, {"out": str(out), "table": text}, text.rstrip() + f"\nwrote {out}/gap.csv, gap.md")
-        return
-    dataset = default_dataset(load_scenario(args.scenario or "paper"), progress=not args.quiet)
-    limit = args.limit or (30 if args.quick else None)
-    reports = experiments.fig6(dataset, FIG6_POLICIES, out, limit, progress=not args.quiet)
-    document = {"out": str(out), "policies": {label: r.to_dict() for label, r in reports.items()}}
-    _emit(args, document, (out / "fig6.md").read_text().rstrip() + f"\nwrote {out}/fig6.csv, fig6a.png, fig6b.png, fig6c.png, fig6.md")
+
+def _methods(args: argparse.Namespace, defaults: dict[str, str], dataset: Dataset) -> experiments.Methods:
+    """The defaults with --policy LABEL=SPEC on top (same label: replaced; new label: added), bound up front."""
+    given = dict(args.policy)
+    methods = experiments.bind_methods(dataset, {**defaults, **given}, given)
+    for label, why in methods.left_out.items():
+        name = defaults[label].partition(":")[0]
+        _note(f"{label} left out ({why}); to include it, pass --policy '{label}={name}:CHECKPOINT' "
+              f"with a checkpoint trained on {dataset.manifest.scenario}")
+    return methods
+
+
+def cmd_fig5(args: argparse.Namespace) -> None:
+    settings, budgets = _settings(args, experiments.FIG5, experiments.FIG5_QUICK, episodes=args.episodes, seeds=args.seeds)
+    scenario = load_scenario(settings.scenario)
+    out = _output(args, "fig5", scenario, budgets)
+    dataset = default_dataset(scenario, progress=not args.quiet)
+    with _results_dir(out) as staging:
+        result = experiments.fig5(dataset, settings.episodes, list(range(settings.seeds)), staging, progress=not args.quiet)
+    _emit(args, {"out": str(out), **result.to_dict()}, result.markdown().rstrip() + f"\nwrote {out}/fig5.csv, fig5.png, fig5.md")
+
+
+def cmd_fig6(args: argparse.Namespace) -> None:
+    settings, budgets = _settings(args, experiments.FIG6, experiments.FIG6_QUICK, limit=args.limit)
+    scenario = load_scenario(settings.scenario)
+    out = _output(args, "fig6", scenario, budgets)
+    dataset = default_dataset(scenario, progress=not args.quiet)
+    methods = _methods(args, dict(settings.methods), dataset)
+    with _results_dir(out) as staging:
+        result = experiments.fig6(dataset, methods, staging, settings.limit, progress=not args.quiet)
+    _emit(args, {"out": str(out), **result.to_dict()},
+          result.markdown().rstrip() + f"\nwrote {out}/fig6.csv, fig6a.png, fig6b.png, fig6c.png, fig6.md")
+
+
+def cmd_gap(args: argparse.Namespace) -> None:
+    settings, budgets = _settings(args, experiments.GAP, experiments.GAP_QUICK, limit=args.limit, time_limit_s=args.time_limit)
+    scenario = load_scenario(settings.scenario)
+    out = _output(args, "gap", scenario, budgets)
+    dataset = default_dataset(scenario, progress=not args.quiet)
+    methods = _methods(args, dict(settings.methods), dataset)
+    with _results_dir(out) as staging:
+        result = experiments.optimality_gap(dataset, methods, settings.time_limit_s, settings.limit, staging, progress=not args.quiet)
+    _emit(args, {"out": str(out), **result.to_dict()}, result.markdown().rstrip() + f"\nwrote {out}/gap.csv, gap.md")
 
 
 def cmd_p4_compile(args: argparse.Namespace) -> None:
@@ -185,27 +347,31 @@ def cmd_p4_compile(args: argparse.Namespace) -> None:
 
 
 def cmd_shell(args: argparse.Namespace) -> None:
-    """Replace this process with p4runtime-shell connected to the switch."""
-    import os
+    """Replace this process with p4runtime-shell connected to the switch, once its P4Runtime port answers."""
+    import socket
 
     from controller.dataplane.layout import Layout
 
     layout = Layout(load_topology(args.topology).spec)
     if args.switch not in layout.switches:
         raise SremError(f"no switch {args.switch!r} in topology {args.topology} (switches: {', '.join(layout.switches)})", where="SWITCH")
+    from rdma_emulator.net import parse_address
+
     address = args.address or layout.switches[args.switch].grpc_address
+    try:
+        host, port = parse_address(address)
+    except ValueError as exc:
+        raise SremError(str(exc), where="--address") from None
+    # p4runtime-shell meets a switch that is not there with three CRITICAL tracebacks; a TCP connect
+    # says the same in one line.
+    try:
+        socket.create_connection((host, port), timeout=2.0).close()
+    except OSError as exc:
+        raise SremError(f"no P4Runtime server answers at {address} ({exc.strerror or exc}); is the switch running?",
+                        where=f"switch {args.switch}") from None
     command = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", address, "--device-id", str(args.device_id),
                "--election-id", args.election_id]
     os.execv(sys.executable, command)
-
-
-def _address(text: str, where: str) -> tuple[str, int]:
-    from rdma_emulator.net import parse_address
-
-    try:
-        return parse_address(text)
-    except ValueError as exc:
-        raise SremError(str(exc), where=where) from None
 
 
 def _start_logging(level: str) -> None:
@@ -218,16 +384,11 @@ def cmd_memserver(args: argparse.Namespace) -> None:
     from rdma_emulator.server import ServerConfig
     from rdma_emulator.service import BindError, run_memserver
 
-    host, port = _address(args.listen, "--listen")
-    metrics = _address(args.metrics, "--metrics") if args.metrics else None
-    for value, name, ok in ((args.latency_ns, "--latency-ns", args.latency_ns >= 0), (args.loss, "--loss", 0 <= args.loss < 1),
-                            (args.capacity_mb, "--capacity-mb", args.capacity_mb > 0)):
-        if not ok:
-            raise SremError(f"{value:g} is out of range", where=name)
+    host, port = args.listen
     config = ServerConfig(host, port, args.latency_ns, args.loss, int(args.capacity_mb * 2**20), args.seed)
     _start_logging(args.log_level)
     try:
-        run_memserver(config, metrics)
+        run_memserver(config, args.metrics)
     except BindError as exc:
         raise SremError(str(exc), where=exc.option) from None
 
@@ -237,38 +398,75 @@ def cmd_emac(args: argparse.Namespace) -> None:
     from rdma_emulator.service import BindError, run_emac
 
     servers: dict[int, tuple[str, int]] = {}
-    for item in args.memory_server:
-        ident, sep, address = item.partition("=")
-        if not sep or not ident.isdigit() or not 0 <= int(ident) <= 0xFFFF:
-            raise SremError(f"{item!r} is not ID=HOST:PORT (ID 0..65535)", where="--memory-server")
-        servers[int(ident)] = _address(address, f"--memory-server {ident}")
+    for ident, address in args.memory_server:
+        if ident in servers:
+            raise SremError(f"memory server {ident} given twice", where="--memory-server")
+        servers[ident] = address
     if not args.interface and not args.listen_udp:
         raise SremError("nothing to serve: give --interface and/or --listen-udp", where="srem emac")
-    if args.timeout_ms <= 0 or args.retries < 0:
-        raise SremError("--timeout-ms must be > 0 and --retries >= 0", where="srem emac")
-    metrics = _address(args.metrics, "--metrics") if args.metrics else None
     attachments = []
     try:
         for name in args.interface:
             where = f"--interface {name}"
             attachments.append(Attachment.interface(name))
-        for text in args.listen_udp:
-            where = f"--listen-udp {text}"
-            attachments.append(Attachment.udp(*_address(text, "--listen-udp")))
+        for host, port in args.listen_udp:
+            where = f"--listen-udp {host}:{port}"
+            attachments.append(Attachment.udp(host, port))
     except OSError as exc:
         for attachment in attachments:
             attachment.close()
         raise SremError(exc.strerror or str(exc), where=where) from None
     _start_logging(args.log_level)
     try:
-        run_emac(EmacConfig(servers, args.timeout_ms / 1000, args.retries), attachments, metrics)
+        run_emac(EmacConfig(servers, args.timeout_ms / 1000, args.retries), attachments, args.metrics)
     except BindError as exc:
         raise SremError(str(exc), where=exc.option) from None
 
 
+def _experiment_parsers(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """One subcommand per experiment, each with only the flags it uses; defaults shown from controller/experiments.py."""
+    fig5, fig5q = experiments.FIG5, experiments.FIG5_QUICK
+    fig6, fig6q = experiments.FIG6, experiments.FIG6_QUICK
+    gap, gapq = experiments.GAP, experiments.GAP_QUICK
+    methods = ", ".join(f"{label}={spec}" for label, spec in experiments.METHODS.items())
+    policy_help = (f"LABEL=SPEC or SPEC (labelled by itself): replaces the method of that label or adds one; repeatable. "
+                   f"The methods: {methods}. srem and ddqn-cm load checkpoints shipped for the paper network; on another "
+                   f"network they are left out with a note unless given here, e.g. --policy SR-EM=srem:results/small-hybrid-seed0.pt")
+    out_help = "output directory (default results/EXPERIMENT-SCENARIO[-POLICY...][-quick][-FLAGVALUE...])"
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_text: str, quick_text: str,
+            scenario_default: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
+        p.add_argument("--scenario", default=None, help=f"preset name or scenario YAML file (default {scenario_default})")
+        p.add_argument("--quick", action="store_true", help=f"a smoke run: {quick_text}")
+        p.add_argument("--out", default=None, help=out_help)
+        p.add_argument("--force", action="store_true", help="overwrite the output directory if it holds results")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("fig5", cmd_fig5, "Fig. 5: SR-EM's training reward with static, dynamic and hybrid filters (CSV, PNG, markdown)",
+            f"scenario {fig5q.scenario}, {fig5q.episodes} episodes, {fig5q.seeds} seeds",
+            f"{fig5.scenario}; {fig5q.scenario} with --quick")
+    p.add_argument("--episodes", type=positive_int, default=None, help=f"training episodes per run (default {fig5.episodes})")
+    p.add_argument("--seeds", type=positive_int, default=None, help=f"runs per variant, seeds 0..N-1 (default {fig5.seeds})")
+
+    p = add("fig6", cmd_fig6, "Fig. 6: every method's acceptance, cost and placement per hour over the test workloads",
+            f"the first {fig6q.limit} test workloads", fig6.scenario)
+    p.add_argument("--limit", type=positive_int, default=None, help="the first N test workloads (default: all)")
+    p.add_argument("--policy", type=labelled_policy, action="append", default=[], metavar="[LABEL=]SPEC", help=policy_help)
+
+    p = add("gap", cmd_gap, "every method's acceptance and cost against the exact optimum (ilp) of every step",
+            f"the first {gapq.limit} test workloads", gap.scenario)
+    p.add_argument("--limit", type=positive_int, default=None, help="the first N test workloads (default: all)")
+    p.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
+                   help=f"the exact solver's time limit per step (default {gap.time_limit_s:g})")
+    p.add_argument("--policy", type=labelled_policy, action="append", default=[], metavar="[LABEL=]SPEC", help=policy_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="srem", description="SR-EM: reconfigure service function chains across servers and P4 switch memories.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"srem {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     json_flag = _Parser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -276,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     quiet_flag.add_argument("--quiet", action="store_true", help="no progress bar")
 
     topo = sub.add_parser("topology", help="show or export a topology file")
-    topo_sub = topo.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    topo_sub = topo.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
     for action, text in (("show", "summarise a topology"), ("export", "print the topology file (JSON)")):
         p = topo_sub.add_parser(action, help=text, parents=[json_flag])
         p.add_argument("name", help=f"built-in topology ({', '.join(builtin_names())}) or a topology file")
@@ -285,52 +483,50 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_topology)
 
     scen = sub.add_parser("scenario", help="show a scenario or generate its dataset")
-    scen_sub = scen.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    scen_sub = scen.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
     p = scen_sub.add_parser("show", help="print a scenario as YAML (a preset is a good start for your own)", parents=[json_flag])
     p.add_argument("scenario", help=f"preset ({', '.join(preset_names())}) or a scenario YAML file")
     p.set_defaults(func=cmd_scenario_show)
     p = scen_sub.add_parser("generate", help="generate a dataset (substrate, train and test workloads)", parents=[json_flag, quiet_flag])
     p.add_argument("--scenario", required=True, help="preset name or scenario YAML file")
-    p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the scenario's dataset.seed)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="dataset seed (default: the scenario's dataset.seed)")
     p.add_argument("--out", required=True, help="dataset directory to write (replaced whole)")
     p.set_defaults(func=cmd_scenario_generate)
 
     p = sub.add_parser("evaluate", help="run a policy over a dataset split and print the per-hour table", parents=[json_flag, quiet_flag])
     p.add_argument("--scenario", default=None, help="preset name or scenario YAML file (default: paper)")
     p.add_argument("--data", default=None, help="dataset directory (default: the scenario's dataset, generated once and cached)")
-    p.add_argument("--policy", default="static", help="policy name, or name:ARG")
-    p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N workloads")
-    p.add_argument("--csv", default=None, help="CSV output path (default: results/evaluate-SCENARIO-POLICY-SPLIT.csv)")
+    p.add_argument("--policy", default="static", metavar="SPEC",
+                   help=f"NAME, NAME:ARG or module.path:ClassName[:ARG] (default static); NAME is one of {', '.join(policy_names())} "
+                        "(srem[:CHECKPOINT], ddqn-cm[:CHECKPOINT], random[:SEED], ilp[:SECONDS per step])")
+    p.add_argument("--split", default="test", choices=["train", "test"], help="the dataset's workloads to run (default test)")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N workloads")
+    p.add_argument("--csv", default=None,
+                   help="CSV output path (default results/evaluate-SCENARIO-SPEC-SPLIT[-limitN].csv, SPEC made file-name safe)")
+    p.add_argument("--force", action="store_true", help="overwrite the CSV if it exists")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train", help="train the SR-EM agent (or the DDQN-CM baseline); checkpoints are resumable", parents=[json_flag, quiet_flag])
     p.add_argument("--scenario", default=None, help="preset name or scenario YAML file (default: paper)")
     p.add_argument("--data", default=None, help="dataset directory (default: the scenario's cached dataset)")
-    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm"])
-    p.add_argument("--variant", default="hybrid", choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters")
-    p.add_argument("--episodes", type=int, default=None, help="episodes (default 12000)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--learning-rate", type=float, default=None, help="default 0.2 (the paper's)")
-    p.add_argument("--discount", type=float, default=None, help="default 0.3 (the paper's)")
+    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm"], help="default srem")
+    p.add_argument("--variant", default="hybrid", choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters (default hybrid)")
+    p.add_argument("--episodes", type=positive_int, default=None, help="episodes (default 12000)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="seed of the network's initialisation, exploration and replay sampling (default 0)")
+    p.add_argument("--learning-rate", type=positive_float, default=None, help="default 0.2 (the paper's)")
+    p.add_argument("--discount", type=unit_interval, default=None, help="default 0.3 (the paper's)")
     p.add_argument("--out", default=None, help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes")
+    p.add_argument("--force", action="store_true", help="overwrite the checkpoint at --out (start afresh)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("experiment", help="regenerate the paper's Fig. 5 or Fig. 6 (CSV, PNG, markdown)", parents=[json_flag, quiet_flag])
-    p.add_argument("figure", choices=["fig5", "fig6", "gap"], help="gap: every method against the exact optimum (default scenario small)")
-    p.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
-    p.add_argument("--scenario", default=None, help="fig5: default paper (small with --quick); fig6: paper (the shipped policies are for it)")
-    p.add_argument("--episodes", type=int, default=None, help="fig5: episodes per run")
-    p.add_argument("--seeds", type=int, default=None, help="fig5: seeds per variant")
-    p.add_argument("--limit", type=int, default=None, help="fig6: test workloads")
-    p.add_argument("--time-limit", type=float, default=60.0, help="gap: seconds per step for the exact solver")
-    p.add_argument("--policy", action="append", default=[], help="gap: also compare this policy (e.g. srem:CHECKPOINT); repeatable")
-    p.add_argument("--out", default=None, help="output directory (default results/FIGURE)")
-    p.set_defaults(func=cmd_experiment)
+    exp = sub.add_parser("experiment", help="the paper's Fig. 5 and Fig. 6, and the gap to the exact optimum")
+    _experiment_parsers(exp.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True, parser_class=_Parser),
+                        [json_flag, quiet_flag])
 
     p4 = sub.add_parser("p4", help="the P4 program")
-    p4_sub = p4.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    p4_sub = p4.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
     p = p4_sub.add_parser("compile", help="recompile p4src/srem.p4 into p4src/build/ (local p4c, else the p4lang/p4c image)",
                           parents=[json_flag])
     p.set_defaults(func=cmd_p4_compile)
@@ -338,35 +534,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shell", help="interactive p4runtime-shell on a running switch, for debugging")
     p.add_argument("switch", metavar="SWITCH", help="switch name in the topology")
     p.add_argument("--topology", default="paper", help="built-in topology or topology file (default: paper)")
-    p.add_argument("--address", default=None, help="P4Runtime address (default: 127.0.0.1:50000+switch id, the testbed's)")
-    p.add_argument("--device-id", type=int, default=1)
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="P4Runtime address (default: 127.0.0.1:50000+switch id, the testbed's)")
+    p.add_argument("--device-id", type=non_negative_int, default=1, help="P4Runtime device id (default 1, the testbed's)")
     p.add_argument("--election-id", default="0,2",
                    help="HIGH,LOW (default 0,2: above the controller's 1, so the shell becomes primary and can write)")
     p.set_defaults(func=cmd_shell)
 
     log_flag = _Parser(add_help=False)
-    log_flag.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    log_flag.add_argument("--metrics", default=None, metavar="HOST:PORT", help="serve Prometheus /metrics here (port 0: any)")
+    log_flag.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info")
+    log_flag.add_argument("--metrics", type=host_port, default=None, metavar="HOST:PORT",
+                          help="serve Prometheus /metrics here (port 0: any)")
 
     started = ("On start it prints one JSON line with the addresses it bound; it runs until SIGINT or SIGTERM; "
                "logs go to stderr.")
     p = sub.add_parser("memserver", help="run an emulated RDMA memory server (a rack server's DRAM as switch external memory)",
                        description=started, parents=[log_flag])
-    p.add_argument("--listen", default="127.0.0.1:7000", metavar="HOST:PORT", help="UDP address (default 127.0.0.1:7000; port 0: any)")
-    p.add_argument("--latency-ns", type=float, default=0.0, help="added to every access (the scenario's delta_w; default 0)")
-    p.add_argument("--loss", type=float, default=0.0, help="probability of dropping a READ/WRITE/CAS (default 0)")
-    p.add_argument("--capacity-mb", type=float, default=1024.0, help="memory it registers regions in (default 1024)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the loss draws")
+    p.add_argument("--listen", type=host_port, default="127.0.0.1:7000", metavar="HOST:PORT",
+                   help="UDP address (default 127.0.0.1:7000; port 0: any)")
+    p.add_argument("--latency-ns", type=non_negative_float, default=0.0, help="added to every access (the scenario's delta_w; default 0)")
+    p.add_argument("--loss", type=fraction, default=0.0, help="probability of dropping a READ/WRITE/CAS, 0 <= P < 1 (default 0)")
+    p.add_argument("--capacity-mb", type=positive_float, default=1024.0, help="memory it registers regions in (default 1024)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the loss draws")
     p.set_defaults(func=cmd_memserver)
 
     p = sub.add_parser("emac", help="run the External Memory Access Controller for one or more switches", description=started,
                        parents=[log_flag])
-    p.add_argument("--memory-server", action="append", default=[], metavar="ID=HOST:PORT",
-                   help="a memory server the switches' RDMA tables name (repeatable)")
+    p.add_argument("--memory-server", type=memory_server, action="append", required=True, metavar="ID=HOST:PORT",
+                   help="a memory server the switches' RDMA tables name (repeatable; at least one)")
     p.add_argument("--interface", action="append", default=[], metavar="IFACE", help="a switch's EMAC port (raw frames; root)")
-    p.add_argument("--listen-udp", action="append", default=[], metavar="HOST:PORT", help="take frames in UDP datagrams here")
-    p.add_argument("--timeout-ms", type=float, default=50.0, help="wait for a READ completion (default 50)")
-    p.add_argument("--retries", type=int, default=1, help="times a READ is posted again after a timeout (default 1)")
+    p.add_argument("--listen-udp", type=host_port, action="append", default=[], metavar="HOST:PORT",
+                   help="take frames in UDP datagrams here")
+    p.add_argument("--timeout-ms", type=positive_float, default=50.0, help="wait for a READ completion (default 50)")
+    p.add_argument("--retries", type=non_negative_int, default=1, help="times a READ is posted again after a timeout (default 1)")
     p.set_defaults(func=cmd_emac)
     return parser
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 
 from tqdm import tqdm
 
@@ -35,6 +36,12 @@ def run_day(evaluator: StepEvaluator, dataset: Dataset, workload: Workload, poli
 
 @dataclass
 class HourSummary:
+    """One step's results over the workloads of a split.
+
+    `requests`, `accepted` and `rejected` are totals over the workloads; the costs and the shares
+    are means per workload (after `finish`). Reports label every field with which it is
+    (`to_dict`, the CSV and the text table), since the two kinds sit side by side."""
+
     hour: int
     working_hours: bool
     requests: int = 0
@@ -75,10 +82,24 @@ class HourSummary:
         for name in ("cost_it", "cost_bw", "cost_reconf", "cost_total", "share_server", "share_lm", "share_em"):
             setattr(self, name, getattr(self, name) / n)
 
-    def to_dict(self) -> dict:
-        doc = asdict(self)
-        doc["acceptance_ratio"] = self.acceptance_ratio
-        return doc
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON/CSV fields (README, "JSON output"): totals end in `_total`, means in `_per_workload`."""
+        return {
+            "hour": self.hour,
+            "working_hours": self.working_hours,
+            "workloads": self.workloads,
+            "requests_total": self.requests,
+            "accepted_total": self.accepted,
+            "acceptance_ratio": self.acceptance_ratio,
+            "cost_it_per_workload": self.cost_it,
+            "cost_bw_per_workload": self.cost_bw,
+            "cost_reconf_per_workload": self.cost_reconf,
+            "cost_total_per_workload": self.cost_total,
+            "share_server": self.share_server,
+            "share_lm": self.share_lm,
+            "share_em": self.share_em,
+            "rejected_total": dict(sorted(self.rejected.items())),
+        }
 
 
 @dataclass
@@ -86,27 +107,34 @@ class EvaluationReport:
     scenario: str
     scenario_hash: str
     policy: str
+    """The policy's registered name."""
+    spec: str
+    """The policy as given (`srem:results/a.pt`); tells apart runs of one policy with other arguments."""
     split: str
     workloads: int
     per_hour: list[HourSummary]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
             "scenario_hash": self.scenario_hash,
             "policy": self.policy,
+            "spec": self.spec,
             "split": self.split,
             "workloads": self.workloads,
             "per_hour": [h.to_dict() for h in self.per_hour],
         }
 
 
-def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | None = None, progress: bool = True) -> EvaluationReport:
+def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | None = None, progress: bool = True,
+                    spec: str | None = None) -> EvaluationReport:
+    """`spec`: the policy as given, recorded in the report (default its name)."""
+    spec = spec or policy.name
     workloads = dataset.split(split, limit)
-    policy.bind(dataset)
+    policy.bind(dataset.substrate)
     evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
     per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]
-    for workload in tqdm(workloads, desc=f"evaluating {policy.name}", unit="workload", disable=not progress or None):
+    for workload in tqdm(workloads, desc=f"evaluating {spec}", unit="workload", disable=not progress or None):
         for summary, result in zip(per_hour, run_day(evaluator, dataset, workload, policy)):
             summary.add(result, host_kind_shares(dataset.substrate, result.placement))
     for summary in per_hour:
@@ -115,6 +143,7 @@ def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | N
         scenario=dataset.manifest.scenario,
         scenario_hash=dataset.manifest.scenario_hash,
         policy=policy.name,
+        spec=spec,
         split=split,
         workloads=len(workloads),
         per_hour=per_hour,

@@ -30,9 +30,9 @@ import numpy as np
 from controller.model.cost import ObjectiveWeights, bandwidth_cost, it_cost
 from controller.model.delay import processing_delay_ms, transmission_delay_ms
 from controller.model.evaluator import StepEvaluator
+from controller.model.feasibility import capacities
 from controller.model.substrate import HostKind
 from controller.model.workload import Placement, Workload
-from controller.rl.filters import static_mask
 
 
 class _Program:
@@ -94,7 +94,7 @@ def solve_step(evaluator: StepEvaluator, workload: Workload, step: int, previous
                time_limit_s: float = 60.0, weights: ObjectiveWeights | None = None) -> ExactSolution:
     sub, router = evaluator.substrate, evaluator.router
     weights = weights or evaluator.weights
-    mask = static_mask(sub)
+    mask = capacities(sub).can_ever_hold()
     prog = _Program()
     x = {(k, h): prog.var(integer=True) for k in range(len(sub.instances)) for h in range(len(sub.hosts)) if mask[k, h]}
     y = [prog.var(integer=True) for _ in workload.requests]

@@ -1,4 +1,8 @@
-"""Formats evaluation reports: the per-hour text table, CSV and JSON."""
+"""Formats evaluation reports: the per-hour text table, CSV and JSON.
+
+Totals over the workloads and means per workload sit side by side in every report, so each column
+says which it is: `*_total` (requests, accepted, rejected) or `*_per_workload` (costs).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,22 @@ import json
 from typing import Any
 
 from controller.evaluation import EvaluationReport
+from controller.model.evaluator import Outcome
 
+REJECTION_REASONS = [o.value for o in Outcome if o is not Outcome.ACCEPTED]
 CSV_COLUMNS = [
-    "hour", "working_hours", "requests", "accepted", "acceptance_ratio",
-    "cost_it", "cost_bw", "cost_reconf", "cost_total", "share_server", "share_lm", "share_em",
+    "hour", "working_hours", "workloads", "requests_total", "accepted_total", "acceptance_ratio",
+    "cost_it_per_workload", "cost_bw_per_workload", "cost_reconf_per_workload", "cost_total_per_workload",
+    "share_server", "share_lm", "share_em", *(f"rejected_{reason}_total" for reason in REJECTION_REASONS),
 ]
 
 
 def per_hour_table(report: EvaluationReport) -> str:
-    head = f"{'hour':>5}  {'period':<7}  {'accept':>7}  {'cost IT':>9}  {'cost BW':>9}  {'cost RC':>9}  {'total':>9}  {'srv/LM/EM':>14}  rejected by"
+    head = (f"{'hour':>5}  {'period':<7}  {'accept':>7}  {'IT/wl':>9}  {'BW/wl':>9}  {'reconf/wl':>9}  {'total/wl':>9}  "
+            f"{'srv/LM/EM':>14}  rejected (total)")
     lines = [
-        f"policy {report.policy} on {report.scenario} ({report.split}, {report.workloads} workloads; costs are means per workload)",
+        f"policy {report.spec} on {report.scenario} ({report.split}, {report.workloads} workloads); accept = accepted / requests;"
+        f" /wl and srv/LM/EM: means per workload; rejected: totals over the {report.workloads} workloads",
         head,
         "-" * len(head),
     ]
@@ -34,11 +43,13 @@ def per_hour_table(report: EvaluationReport) -> str:
 
 def to_csv(report: EvaluationReport) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["policy", "split", *CSV_COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=["policy", "split", *CSV_COLUMNS, "spec"], lineterminator="\n")
     writer.writeheader()
     for h in report.per_hour:
-        row: dict[str, Any] = {k: v for k, v in h.to_dict().items() if k in CSV_COLUMNS}
-        writer.writerow({"policy": report.policy, "split": report.split, **row})
+        doc = h.to_dict()
+        rejected = doc.pop("rejected_total")
+        row: dict[str, Any] = {**doc, **{f"rejected_{reason}_total": rejected.get(reason, 0) for reason in REJECTION_REASONS}}
+        writer.writerow({"policy": report.policy, "split": report.split, **row, "spec": report.spec})
     return out.getvalue()
 
 

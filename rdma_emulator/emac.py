@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from controller.dataplane import em_table
-from controller.dataplane.em_table import Header, TableError
-from controller.dataplane.rules import Flow
-from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
 from rdma_emulator.client import RdmaClient, RdmaError, RdmaTimeout
 from rdma_emulator.net import Throttled
 from rdma_emulator.protocol import Status
+from srem_formats import em_table
+from srem_formats.em_table import Header, TableError
+from srem_formats.flows import Flow
+from srem_formats.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
 
 log = logging.getLogger(__name__)
 

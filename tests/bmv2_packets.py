@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from controller.dataplane.wire import ETHERTYPE_NSH, Nsh
+from srem_formats.wire import ETHERTYPE_NSH, Nsh
 
 PACKET_OUTGOING = 4
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from controller.dataplane import entries as E
 from controller.dataplane.entries import Exact, SwitchState, TableEntry
 from controller.dataplane.layout import Layout
-from controller.dataplane.rules import Flow
+from srem_formats.flows import Flow
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from controller.dataplane.rules import Action, Flow, Rule, VnfKind
-from controller.dataplane.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, EmacRequest, EmacResponse
 from rdma_emulator.client import RdmaClient
+from srem_formats.flows import Action, Flow, Rule, VnfKind
+from srem_formats.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, EmacRequest, EmacResponse
 
 INSTANCE = 5
 SERVER_ID = 1

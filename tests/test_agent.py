@@ -13,16 +13,18 @@ from controller.errors import SremError
 from controller.evaluation import run_day
 from controller.model.constraints import storage_violations
 from controller.model.evaluator import StepEvaluator
+from controller.model.feasibility import capacities, place_one_by_one
 from controller.policies import make_policy
+from controller.rl.agent import TrainConfig, connectivity
+from controller.rl.checkpoint import substrate_hash
 from controller.rl.env import SremEnv
-from controller.rl.filters import choose_placement, placement_order, static_mask
 from controller.rl.network import PlacementQNetwork
-from controller.rl.training import TrainConfig, connectivity, train
+from controller.rl.training import train
 
 
 def test_static_filter_removes_weights(small_dataset):
     sub = small_dataset.substrate
-    mask = static_mask(sub)
+    mask = capacities(sub).can_ever_hold()
     assert 0 < mask.sum() < mask.size  # large types cannot live in any LM
     features, hidden = 50, 16
     filtered = PlacementQNetwork(features, mask, hidden)
@@ -34,7 +36,7 @@ def test_static_filter_removes_weights(small_dataset):
 
 
 def test_batched_networks_equal_one_network_per_instance(small_dataset):
-    mask = static_mask(small_dataset.substrate)
+    mask = capacities(small_dataset.substrate).can_ever_hold()
     torch.manual_seed(0)
     net = PlacementQNetwork(10, mask, 8)
     x = torch.randn(3, 10)
@@ -51,14 +53,12 @@ def test_batched_networks_equal_one_network_per_instance(small_dataset):
 @given(data=st.data())
 def test_filters_never_choose_an_infeasible_host(small_dataset, data):
     sub = small_dataset.substrate
-    mask = static_mask(sub)
-    sizes = np.array([i.type.storage_mb for i in sub.instances])
-    storage = np.array([h.storage_mb for h in sub.hosts])
+    mask = capacities(sub).can_ever_hold()
     scores = np.array(data.draw(st.lists(st.floats(-1e6, 1e6), min_size=mask.size, max_size=mask.size))).reshape(mask.shape)
     scores = np.where(mask, scores, -np.inf)
     explore = data.draw(st.booleans())
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))) if explore else None
-    placement = choose_placement(scores, mask, sizes, storage, placement_order(sub), True, rng)
+    placement = place_one_by_one(capacities(sub), scores, mask, True, rng)
     assert all(mask[k, h] for k, h in enumerate(placement))
     assert storage_violations(sub, placement) == {}
 
@@ -94,9 +94,9 @@ def test_short_training_improves_and_is_deterministic(small_dataset):
 
 
 def test_variants_change_the_output_layer(small_dataset):
-    cut = connectivity(small_dataset, TrainConfig(variant="static"))
-    full = connectivity(small_dataset, TrainConfig(variant="dynamic"))
-    servers_only = connectivity(small_dataset, TrainConfig(variant="none", host_kinds=("SERVER",)))
+    cut = connectivity(small_dataset.substrate, TrainConfig(variant="static"))
+    full = connectivity(small_dataset.substrate, TrainConfig(variant="dynamic"))
+    servers_only = connectivity(small_dataset.substrate, TrainConfig(variant="none", host_kinds=("SERVER",)))
     assert cut.sum() < full.sum() == full.size
     assert servers_only.sum() == len(small_dataset.substrate.instances) * small_dataset.substrate.num_servers
 
@@ -115,7 +115,7 @@ def small_checkpoints(small_dataset, tmp_path_factory):
 def test_no_policy_violates_storage(small_dataset, small_checkpoints, name):
     spec = {"srem": f"srem:{small_checkpoints / 'srem.pt'}", "ddqn-cm": f"ddqn-cm:{small_checkpoints / 'ddqn.pt'}"}.get(name, name)
     policy = make_policy(spec)
-    policy.bind(small_dataset)
+    policy.bind(small_dataset.substrate)
     evaluator = StepEvaluator(small_dataset.substrate)
     for workload in small_dataset.test:
         for result in run_day(evaluator, small_dataset, workload, policy):
@@ -126,20 +126,20 @@ def test_no_policy_violates_storage(small_dataset, small_checkpoints, name):
                 assert all(small_dataset.substrate.hosts[h].kind != 2 for h in result.placement)
 
 
-def test_checkpoint_for_another_scenario_is_refused(small_checkpoints, paper_dataset):
+def test_checkpoint_for_another_substrate_is_refused(small_checkpoints, small_dataset, paper_dataset):
     policy = make_policy(f"srem:{small_checkpoints / 'srem.pt'}")
     with pytest.raises(SremError) as err:
-        policy.bind(paper_dataset)
+        policy.bind(paper_dataset.substrate)
     text = str(err.value)
-    assert "scenario small" in text and "scenario paper" in text
-    assert paper_dataset.manifest.scenario_hash[:12] in text
+    assert "scenario small" in text
+    assert substrate_hash(small_dataset.substrate)[:12] in text and substrate_hash(paper_dataset.substrate)[:12] in text
 
 
 def test_corrupt_checkpoint_is_refused(small_dataset, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x80\x02garbage" * 10)
     with pytest.raises(SremError, match="not a readable checkpoint") as err:
-        make_policy(f"srem:{bad}").bind(small_dataset)
+        make_policy(f"srem:{bad}").bind(small_dataset.substrate)
     assert err.value.where == str(bad)
 
 

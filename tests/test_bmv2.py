@@ -18,22 +18,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from controller.dataplane import entries as E
-from controller.dataplane.builder import step_paths
-from controller.dataplane.external_memory import ExternalMemory, apply_with_memory
+from controller.dataplane.deploy import Deployer
+from controller.dataplane.external_memory import ExternalMemory
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient
 from controller.dataplane.reconciler import DataPlane
-from controller.dataplane.rules import NAT_PORT, chain_flow, instance_rules
-from controller.dataplane.wire import ETHERTYPE_IPV4, ETHERTYPE_NSH, Nsh
-from controller.model.evaluator import StepEvaluator
+from controller.dataplane.rules import NAT_PORT, chain_flow
+from controller.model.evaluator import StepEvaluator, StepResult
+from controller.model.scenario import DataplaneParams
 from factories import placement_of, substrate, topology_dict, vnf, workload
 from rdma_emulator.processes import Proc, start
+from srem_formats.wire import ETHERTYPE_IPV4, ETHERTYPE_NSH, Nsh
 
 MISSING = [tool for tool in ("simple_switch_grpc", "ip") if shutil.which(tool) is None]
 pytestmark = [
@@ -139,9 +141,7 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
     w = workload(sub, [(c, a, b, [1.0], [100.0]) for c, a, b in chains], placement)
     result = StepEvaluator(sub).evaluate(w, 0, w.initial_placement, placement_of(sub, placement))
     assert [r.accepted for r in result.requests] == [True] * 5
-    paths = step_paths(result)[:4] + (None,)  # the last chain is rejected
     layout = Layout(sub.spec.topology)
-    rules = instance_rules(layout, sub, w.requests, w.assignment, 1.0)
     schema = P4Schema.load()
     clients = {n: SwitchClient(n, a, 1, schema, timeout_s=10.0) for n, a in switches.items()}
     plane = DataPlane(layout, sub, clients, Pipeline.load(), drain_s=0.0)
@@ -154,9 +154,15 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         # One EMAC process for both switches' EMAC ports.
         procs.append(start("emac", "--interface", "emac1", "--interface", "emac2", "--memory-server", f"{memory_server}={host}:{port}",
                            prefix=in_ns))
-        memory = ExternalMemory(layout, sub, {memory_server: (host, port)})
+        deployer = Deployer(plane, ExternalMemory(layout, sub, {memory_server: (host, port)}), DataplaneParams())
+
+        def deploy(step: StepResult) -> None:
+            deployment = deployer.deployment(w, step)
+            deployer.apply(replace(deployment, paths=deployment.paths[:4] + (None,)))  # the last chain is rejected
+
         assert sorted(plane.connect()) == ["s1", "s2"]
-        in_netns(netns, lambda: apply_with_memory(plane, memory, w.requests, result.placement, w.assignment, paths, rules))
+        in_netns(netns, lambda: deploy(result))
+        rules = deployer.deployment(w, result).rules
         flows = [chain_flow(layout, sub, r) for r in w.requests]
         classifier = sub.instance_index["classifier#0"]
         rule = next(r for r in rules[classifier] if r.key == flows[1])
@@ -200,8 +206,7 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         # Move the classifier from s2's EM to s1's: a new region, written before s1 names it; s2's freed after.
         moved = StepEvaluator(sub).evaluate(w, 0, result.placement, placement_of(sub, {**placement, "classifier#0": "em:s1"}))
         assert moved.requests[1].accepted
-        in_netns(netns, lambda: apply_with_memory(plane, memory, w.requests, moved.placement, w.assignment,
-                                                  step_paths(moved)[:4] + (None,), rules))
+        in_netns(netns, lambda: deploy(moved))
         assert in_netns(netns, procs[0].metrics)["srem_memserver_regions"] == 1
         again = [["h1", frame(flows[1].src, flows[1].dst, flows[1].dst_port)]]
         seen = drive(netns, tmp_path, {"ifaces": ["h1", "h2"], "servers": [], "seconds": 1.0, "send": again})

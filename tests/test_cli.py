@@ -13,7 +13,8 @@ import yaml
 
 from controller.model.scenario import load_scenario
 
-PER_HOUR_KEYS = {"hour", "acceptance_ratio", "cost_it", "cost_bw", "cost_reconf", "cost_total", "share_server", "share_lm", "share_em"}
+PER_HOUR_KEYS = {"hour", "acceptance_ratio", "cost_it_per_workload", "cost_bw_per_workload", "cost_reconf_per_workload",
+                 "cost_total_per_workload", "share_server", "share_lm", "share_em"}
 
 
 def srem(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -60,8 +61,9 @@ def test_generate_then_evaluate_on_it(tmp_path):
     assert [h["hour"] for h in doc["per_hour"]] == [10, 12, 14, 16, 18, 20]
     for hour in doc["per_hour"]:
         assert PER_HOUR_KEYS <= set(hour)
-        assert hour["cost_total"] == pytest.approx(hour["cost_it"] + hour["cost_bw"] + hour["cost_reconf"])
-    csv = (tmp_path / "results" / "evaluate-small-static-test.csv").read_text().splitlines()
+        assert hour["cost_total_per_workload"] == pytest.approx(
+            hour["cost_it_per_workload"] + hour["cost_bw_per_workload"] + hour["cost_reconf_per_workload"])
+    csv = (tmp_path / "results" / "evaluate-small-static-test-limit4.csv").read_text().splitlines()
     assert csv[0].startswith("policy,split,hour,") and len(csv) == 7
 
 
@@ -112,7 +114,7 @@ def test_checkpoint_of_another_scenario_is_one_line(tmp_path, small_dataset):
     ck = tmp_path / "p.pt"
     assert srem("train", "--scenario", "small", "--episodes", "3", "--out", str(ck), "--quiet").returncode == 0
     proc = srem("evaluate", "--scenario", "paper", "--policy", f"srem:{ck}", "--limit", "1", cwd=tmp_path)
-    assert_one_line_error(proc, str(ck), "scenario small", "scenario paper")
+    assert_one_line_error(proc, str(ck), "scenario small", "another network")
 
 
 def test_experiment_fig6_writes_csv_plots_and_table(tmp_path, paper_dataset):

@@ -117,3 +117,26 @@ def test_generation_failure_leaves_the_old_dataset(small_dataset, tmp_path, monk
         generate_dataset(load_scenario("small"), path, progress=False)
     assert _files(path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
+
+
+def _rewrite_test_split(path, keep):
+    with gzip.open(path / "test.jsonl.gz", "rt") as f:
+        lines = f.read().splitlines()
+    with gzip.open(path / "test.jsonl.gz", "wt") as f:
+        f.write("\n".join(keep(lines)) + "\n")
+
+
+@pytest.mark.parametrize(("keep", "held"), [(lambda lines: lines[:3], 3), (lambda lines: lines + lines[:2], 12)])
+@pytest.mark.parametrize("limit", [None, 2])
+def test_split_with_another_count_than_its_manifest_is_refused(small_dataset, tmp_path, keep, held, limit):
+    """A split cut short (or grown) is refused whatever the limit, naming the file and both counts."""
+    path = _copy(small_dataset, tmp_path)
+    _rewrite_test_split(path, keep)
+    with pytest.raises(DatasetError) as err:
+        Dataset(path).split("test", limit)
+    assert err.value.where == str(path / "test.jsonl.gz")
+    assert err.value.message == f"holds {held} workloads, but manifest.json announces 10"
+
+
+def test_a_limit_reads_only_the_first_workloads(small_dataset):
+    assert [w.id for w in small_dataset.split("test", 2)] == [w.id for w in small_dataset.test[:2]]

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.dataplane import em_table
-from controller.dataplane.rules import Action, Flow, Rule, VnfKind
 from rdma_emulator import protocol as P
 from rdma_emulator.memory import MemoryStore
 from rdma_emulator.protocol import Completion, Op, Request, Status
+from srem_formats import em_table
+from srem_formats.flows import Action, Flow, Rule, VnfKind
 
 
 def test_requests_and_completions_round_trip() -> None:

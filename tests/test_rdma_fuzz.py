@@ -12,14 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, emac_frame, parse_response
-from controller.dataplane import em_table
-from controller.dataplane.rules import VnfKind
-from controller.dataplane.wire import STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
 from rdma_emulator import protocol as P
 from rdma_emulator.client import RdmaClient, store
 from rdma_emulator.emac import Drop, parse_frame
-from rdma_emulator.protocol import Completion, Request
 from rdma_emulator.processes import Proc, running
+from rdma_emulator.protocol import Completion, Request
+from srem_formats import em_table
+from srem_formats.flows import VnfKind
+from srem_formats.wire import STATUS_HIT, STATUS_MISS, EmacRequest, EmacResponse
 
 
 CASES = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from p4.v1 import p4runtime_pb2
 
 from controller.dataplane import entries as E
-from controller.dataplane.builder import plan_em_regions, step_paths
-from controller.dataplane.external_memory import ExternalMemory, apply_with_memory
+from controller.dataplane.builder import Deployment
+from controller.dataplane.deploy import Deployer, RegionStore, SteeringOnly
+from controller.dataplane.external_memory import ExternalMemory
 from controller.dataplane.layout import Layout
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient, SwitchError
 from controller.dataplane.reconciler import DataPlane
-from controller.dataplane.rules import chain_flow, instance_rules
+from controller.dataplane.rules import chain_flow
 from controller.errors import SremError
-from controller.model.evaluator import StepEvaluator
+from controller.model.evaluator import StepEvaluator, StepResult
+from controller.model.scenario import DataplaneParams
 from controller.model.substrate import HostKind
+from controller.model.workload import Workload
 from dataplane_walk import walk
 from p4runtime_fake import FakeP4RuntimeServer
 from rdma_emulator import protocol as P
@@ -36,20 +39,26 @@ class Bed:
     plane: DataPlane
     layout: Layout
     evaluator: StepEvaluator
-    workload: object
-    rules: list
+    workload: Workload
 
     def new_plane(self, election_id: int = 1) -> DataPlane:
         clients = {n: SwitchClient(n, f.address, 1, SCHEMA, election_id=election_id, timeout_s=2.0) for n, f in self.fakes.items()}
         return DataPlane(self.layout, self.evaluator.substrate, clients, PIPELINE, drain_s=0.0)
 
-    def apply(self, placement: tuple[int, ...], plane: DataPlane | None = None, resync: bool = False):  # type: ignore[no-untyped-def]
+    def deployer(self, plane: DataPlane | None = None, regions: RegionStore | None = None,
+                 params: DataplaneParams = DataplaneParams()) -> Deployer:
+        return Deployer(plane or self.plane, regions or SteeringOnly(self.layout, self.evaluator.substrate), params)
+
+    def apply(self, placement: tuple[int, ...], plane: DataPlane | None = None, resync: bool = False,
+              regions: RegionStore | None = None) -> StepResult:
         w = self.workload
-        result = self.evaluator.evaluate(w, 0, w.initial_placement, placement)  # type: ignore[attr-defined]
-        sub = self.evaluator.substrate
-        (plane or self.plane).apply(w.requests, placement, w.assignment, step_paths(result), self.rules,  # type: ignore[attr-defined]
-                                    plan_em_regions(self.layout, sub, placement), resync=resync)
+        result = self.evaluator.evaluate(w, 0, w.initial_placement, placement)
+        self.deployer(plane, regions).deploy(w, result, resync=resync)
         return result
+
+    def deployment(self, placement: tuple[int, ...]) -> Deployment:
+        w = self.workload
+        return self.deployer().deployment(w, self.evaluator.evaluate(w, 0, w.initial_placement, placement))
 
     def states(self) -> dict[str, E.SwitchState]:
         return self.plane.read()
@@ -57,7 +66,7 @@ class Bed:
     def deploy_initial(self) -> tuple[tuple[int, ...], dict[str, E.SwitchState]]:
         """Connect, apply the workload's initial placement; that placement and what the switches then hold."""
         self.plane.connect()
-        start = self.workload.initial_placement  # type: ignore[attr-defined]
+        start = self.workload.initial_placement
         self.apply(start)
         return start, self.states()
 
@@ -71,8 +80,7 @@ def bed(small_dataset) -> Iterator[Bed]:  # type: ignore[no-untyped-def]
     try:
         for fake in fakes.values():
             fake.start()
-        rules = instance_rules(layout, sub, workload.requests, workload.assignment, 1.0)
-        bed = Bed(fakes, None, layout, StepEvaluator(sub, small_dataset.objective_weights), workload, rules)  # type: ignore[arg-type]
+        bed = Bed(fakes, None, layout, StepEvaluator(sub, small_dataset.objective_weights), workload)  # type: ignore[arg-type]
         bed.plane = bed.new_plane()
         yield bed
         bed.plane.close()
@@ -87,20 +95,20 @@ def hosts_of(sub, kind: HostKind) -> list[int]:  # type: ignore[no-untyped-def]
 
 def test_converges_from_empty_switches_and_a_restarted_controller_changes_nothing(bed: Bed) -> None:
     assert sorted(bed.plane.connect()) == sorted(bed.fakes)
-    bed.apply(bed.workload.initial_placement)  # type: ignore[attr-defined]
+    bed.apply(bed.workload.initial_placement)
     assert all(len(f.entries()) > 0 for f in bed.fakes.values())
     bed.plane.close()
     writes = sum(f.write_count for f in bed.fakes.values())
     restarted = bed.new_plane(election_id=2)
     assert restarted.connect() == []  # same program already running: not pushed again
-    bed.apply(bed.workload.initial_placement, plane=restarted)  # type: ignore[attr-defined]
+    bed.apply(bed.workload.initial_placement, plane=restarted)
     assert sum(f.write_count for f in bed.fakes.values()) == writes
     restarted.close()
 
 
 def test_a_restarted_switch_is_refilled(bed: Bed) -> None:
     bed.plane.connect()
-    placement = bed.workload.initial_placement  # type: ignore[attr-defined]
+    placement = bed.workload.initial_placement
     bed.apply(placement)
     before = bed.states()
     bed.fakes["e1"].restart(clear_state=True)
@@ -109,7 +117,7 @@ def test_a_restarted_switch_is_refilled(bed: Bed) -> None:
     states = bed.states()
     assert len(states["e1"]) == len(before["e1"])
     sub = bed.evaluator.substrate
-    for request, outcome in zip(bed.workload.requests, result.requests):  # type: ignore[attr-defined]
+    for request, outcome in zip(bed.workload.requests, result.requests):
         walked = walk(bed.layout, states, sub.node_names[request.source], chain_flow(bed.layout, sub, request))
         assert walked.outcome == ("delivered" if outcome.accepted else "rejected")
     writes = sum(f.write_count for f in bed.fakes.values())
@@ -131,8 +139,8 @@ def test_moving_an_instance_from_a_server_into_em_and_back_is_consistent(bed: Be
     sub = bed.evaluator.substrate
     w = bed.workload
     bed.plane.connect()
-    start = w.initial_placement  # type: ignore[attr-defined]
-    k = w.assignment[0][0]  # type: ignore[attr-defined]
+    start = w.initial_placement
+    k = w.assignment[0][0]
     assert sub.hosts[start[k]].kind is HostKind.SERVER
     bed.apply(start)
     em = hosts_of(sub, HostKind.EM)[0]
@@ -145,7 +153,7 @@ def test_moving_an_instance_from_a_server_into_em_and_back_is_consistent(bed: Be
         host = sub.hosts[target]
         rdma = [e for e in states[em_switch].values() if getattr(e, "table", "") == E.RDMA_INDEX]
         assert bool(rdma) == (host.kind is HostKind.EM)
-        users = [(r, o) for r, a, o in zip(w.requests, w.assignment, result.requests) if k in a]  # type: ignore[attr-defined]
+        users = [(r, o) for r, a, o in zip(w.requests, w.assignment, result.requests) if k in a]
         assert any(o.accepted for _, o in users)
         for request, outcome in users:
             walked = walk(bed.layout, states, sub.node_names[request.source], chain_flow(bed.layout, sub, request))
@@ -164,7 +172,7 @@ def test_an_entry_a_switch_rejects_leaves_the_old_configuration_in_force(bed: Be
     sub = bed.evaluator.substrate
     w = bed.workload
     start, before = bed.deploy_initial()
-    k = w.assignment[0][0]  # type: ignore[attr-defined]
+    k = w.assignment[0][0]
     lm = hosts_of(sub, HostKind.LM)[0]
     victim = sub.node_names[sub.hosts[lm].node]
 
@@ -191,7 +199,7 @@ def test_a_failed_commit_reverts_the_classifiers(bed: Bed) -> None:
     start, before = bed.deploy_initial()
     # An instance whose chains start at two or more switches, so that the commit spans switches.
     k = next(k for k in range(len(sub.instances))
-             if len({r.source for r, a in zip(w.requests, w.assignment) if k in a}) >= 2)  # type: ignore[attr-defined]
+             if len({r.source for r, a in zip(w.requests, w.assignment) if k in a}) >= 2)
     placement = tuple(hosts_of(sub, HostKind.EM)[1] if i == k else h for i, h in enumerate(start))
     flipped: list[str] = []
 
@@ -218,11 +226,10 @@ def test_bad_placements_unreachable_and_refusing_switches_fail_in_one_line(bed: 
     sub = bed.evaluator.substrate
     bed.plane.connect()
     writes = sum(f.write_count for f in bed.fakes.values())
-    w = bed.workload
-    result = bed.evaluator.evaluate(w, 0, w.initial_placement, w.initial_placement)  # type: ignore[attr-defined]
-    bad = (len(sub.hosts) + 3, *w.initial_placement[1:])  # type: ignore[attr-defined]
+    good = bed.deployment(bed.workload.initial_placement)
+    bad = replace(good, placement=(len(sub.hosts) + 3, *good.placement[1:]))
     with pytest.raises(SremError, match=r"placement of .*: unknown host"):
-        bed.plane.apply(w.requests, bad, w.assignment, step_paths(result), bed.rules, {})  # type: ignore[attr-defined]
+        bed.plane.apply(bad, {})
     assert sum(f.write_count for f in bed.fakes.values()) == writes
     bed.fakes["c1"].stop()
     client = SwitchClient("c1", bed.fakes["c1"].address, 1, SCHEMA, timeout_s=0.5)
@@ -258,7 +265,7 @@ def test_external_memory_is_written_before_a_switch_points_at_it_and_freed_after
     switch = sub.node_names[sub.hosts[em].node]
     address = memserver.address("memserver")
     memory = ExternalMemory(bed.layout, sub, {s.server_id: address for s in bed.layout.servers.values()})
-    tables = memory.tables(tuple(em for _ in start), bed.rules)
+    tables = memory.tables(bed.deployment(tuple(em for _ in start)))
     seen: list[bool] = []
 
     def region_holds_the_table(update: p4runtime_pb2.Update) -> str | None:
@@ -271,8 +278,7 @@ def test_external_memory_is_written_before_a_switch_points_at_it_and_freed_after
         return None
 
     def apply(placement: tuple[int, ...]) -> None:
-        result = bed.evaluator.evaluate(w, 0, w.initial_placement, placement)  # type: ignore[attr-defined]
-        apply_with_memory(bed.plane, memory, w.requests, placement, w.assignment, step_paths(result), bed.rules)  # type: ignore[attr-defined]
+        bed.apply(placement, regions=memory)
 
     regions = memserver.metrics()["srem_memserver_regions"]
     k = 0
@@ -305,3 +311,21 @@ async def _read(address: tuple[str, int], region: int, rkey: int, length: int) -
         return b"".join(chunks)
     finally:
         client.close()
+
+
+def test_rules_per_mb_sets_how_many_rule_entries_the_deploy_path_writes(bed: Bed) -> None:
+    """The scenario's dataplane.rules_per_mb reaches the switches: an LM-hosted instance's table grows with it."""
+    sub = bed.evaluator.substrate
+    bed.plane.connect()
+    lm = hosts_of(sub, HostKind.LM)[0]
+    k = next(k for k in range(len(sub.instances)) if sub.instances[k].type.storage_mb <= sub.hosts[lm].storage_mb)
+    placement = tuple(lm if i == k else h for i, h in enumerate(bed.workload.initial_placement))
+    result = bed.evaluator.evaluate(bed.workload, 0, bed.workload.initial_placement, placement)
+    switch = bed.fakes[sub.node_names[sub.hosts[lm].node]]
+    counts = {}
+    for per_mb in (1.0, 3.0):
+        bed.deployer(params=DataplaneParams(rules_per_mb=per_mb)).deploy(bed.workload, result)
+        counts[per_mb] = len(switch.entries())
+    served = sum(k in a for a in bed.workload.assignment)
+    size = sub.instances[k].type.storage_mb
+    assert counts[3.0] - counts[1.0] == max(round(3 * size), served) - max(round(size), served) > 0

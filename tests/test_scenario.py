@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from controller.errors import ConfigError
-from controller.model.scenario import ScenarioSpec, load_scenario, preset_names
+from controller.model.scenario import PRESET_DIR, ScenarioSpec, load_scenario, preset_names
 from topologies import builtin_path
 
 
@@ -15,10 +15,10 @@ def test_presets():
     paper = load_scenario("paper")
     assert paper.hours == [10, 12, 14, 16, 18, 20]
     assert [paper.is_working_hour(h) for h in paper.hours] == [True] * 3 + [False] * 3
-    assert paper.spec.requests.per_instance == 90 and paper.spec.dataset.train == 1200 and paper.spec.dataset.test == 300
+    assert paper.spec.requests.per_workload == 90 and paper.spec.dataset.train == 1200 and paper.spec.dataset.test == 300
     assert len(paper.topology.switch_names) == 10 and len(paper.topology.server_names) == 12
     large = load_scenario("large")
-    assert len(large.topology.switch_names) == 80 and large.spec.requests.per_instance == 1000
+    assert len(large.topology.switch_names) == 80 and large.spec.requests.per_workload == 1000
 
 
 def test_pydantic_defaults_are_the_paper_preset():
@@ -66,6 +66,24 @@ def test_bad_scenario_is_one_clear_error(tmp_path, mutate, key, words):
     assert err.value.where == path and err.value.key == key, str(err.value)
     assert words in err.value.message
     assert "\n" not in str(err.value)
+
+
+def test_the_old_per_instance_key_is_refused_naming_the_new_one(tmp_path):
+    """`requests.per_instance` counted SFCs per workload, not per VNF instance; it was renamed."""
+    def rename(d):
+        d["requests"]["per_instance"] = d["requests"].pop("per_workload")
+
+    path = _write(tmp_path, rename)
+    with pytest.raises(ConfigError) as err:
+        load_scenario(path)
+    assert err.value.where == path and err.value.key == "requests.per_instance"
+    assert err.value.message == "renamed to requests.per_workload"
+
+
+def test_no_preset_calls_a_workload_an_instance():
+    for name in preset_names():
+        text = (PRESET_DIR / f"{name}.yaml").read_text()
+        assert "SFCs per instance" not in text and "per_instance" not in text and "test instances" not in text, name
 
 
 def test_malformed_yaml_names_the_line(tmp_path):

@@ -1,8 +1,9 @@
 """From a placement to the entries every switch needs: a pure function, no I/O.
 
-Inputs are the model's own objects: the substrate (hosts and instances), the requests with their
-assignment (eq. 9) and the per-request paths the step evaluator chose (None for a rejected
-request), plus the configuration version of every chain and where EM-hosted instances' rules live.
+Inputs are the model's own objects: the substrate (hosts and instances) and a `Deployment` - the
+requests with their assignment (eq. 9), the placement, the per-request paths the step evaluator
+chose (None for a rejected request) and every instance's rules - plus the configuration version of
+every chain and where EM-hosted instances' rules live.
 
 Per switch the state holds: its identity (switch id), IPv4 routes to every traffic host and
 server, the classifier entries of chains starting here (push NSH, or drop a rejected chain), the
@@ -18,12 +19,13 @@ from dataclasses import dataclass
 from controller.dataplane import entries as E
 from controller.dataplane.entries import Entity, Exact, Lpm, MeterConfig, SwitchState, Ternary, table_entry
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
-from controller.dataplane.rules import Action, Flow, Rule, VnfKind, chain_flow, kind_of
+from controller.dataplane.rules import chain_flow, instance_rules, kind_of
 from controller.model.evaluator import StepResult
 from controller.model.routing import Path
 from controller.model.substrate import HostKind, Substrate
 from controller.model.topology import NodeName
-from controller.model.workload import Placement, Request
+from controller.model.workload import Placement, Request, Workload
+from srem_formats.flows import Action, Flow, Rule, VnfKind
 
 FULL32 = 0xFFFF_FFFF
 FULL16 = 0xFFFF
@@ -41,14 +43,23 @@ class EmRegion:
 
 @dataclass(frozen=True)
 class Deployment:
+    """What one step's decision asks of the data plane."""
+
+    requests: tuple[Request, ...]
     placement: Placement
     assignment: tuple[tuple[int, ...], ...]
     paths: tuple[tuple[Path, ...] | None, ...]
     """Per request: one path per virtual link (source -> VNF 1 -> ... -> target), None when rejected."""
-    versions: Mapping[int, int]
-    """SPI -> configuration version."""
-    em_regions: Mapping[int, EmRegion]
-    """EM-hosted instance -> its region."""
+    rules: tuple[tuple[Rule, ...], ...]
+    """Every instance's rules, wherever it runs."""
+
+
+def deployment_of_step(layout: Layout, substrate: Substrate, workload: Workload, result: StepResult,
+                       rules_per_mb: float) -> Deployment:
+    """The deployment of an evaluated step: its placement, the evaluator's paths of the accepted
+    requests, and every instance's rules (`rules_per_mb` of its storage, and one per chain it serves)."""
+    rules = instance_rules(layout, substrate, workload.requests, workload.assignment, rules_per_mb)
+    return Deployment(workload.requests, result.placement, workload.assignment, step_paths(result), tuple(rules))
 
 
 @dataclass(frozen=True)
@@ -114,30 +125,36 @@ def _mac_int(mac: str) -> int:
     return int(mac.replace(":", ""), 16)
 
 
-def all_steering(layout: Layout, substrate: Substrate, requests: tuple[Request, ...],
-                 deployment: Deployment) -> dict[int, tuple[Steer, ...] | None]:
+def all_steering(layout: Layout, substrate: Substrate, deployment: Deployment) -> dict[int, tuple[Steer, ...] | None]:
     """SPI -> the chain's steering, None for a rejected chain."""
     return {
         spi_of(r): None if paths is None else chain_steering(layout, substrate, r, instances, deployment.placement, paths)
-        for r, instances, paths in zip(requests, deployment.assignment, deployment.paths)
+        for r, instances, paths in zip(deployment.requests, deployment.assignment, deployment.paths)
     }
 
 
-def desired_state(layout: Layout, substrate: Substrate, requests: tuple[Request, ...], deployment: Deployment,
-                  rules: list[tuple[Rule, ...]]) -> dict[NodeName, SwitchState]:
-    """Every switch's entries for this deployment."""
+def desired_state(layout: Layout, substrate: Substrate, deployment: Deployment, versions: Mapping[int, int],
+                  em_regions: Mapping[int, EmRegion],
+                  steering: Mapping[int, tuple[Steer, ...] | None] | None = None) -> dict[NodeName, SwitchState]:
+    """Every switch's entries for this deployment, with each chain's configuration version (SPI ->
+    version) and the regions of EM-hosted instances; `steering` is all_steering's result when the
+    caller already has it."""
+    if steering is None:
+        steering = all_steering(layout, substrate, deployment)
+    rules = deployment.rules
     per_switch: dict[NodeName, list[Entity]] = {name: _base_entries(layout, name) for name in layout.switches}
-    for request, steering in zip(requests, all_steering(layout, substrate, requests, deployment).values()):
+    for request in deployment.requests:
         spi = spi_of(request)
         source = substrate.node_names[request.source]
         flow = chain_flow(layout, substrate, request)
-        if steering is None:
+        chain = steering[spi]
+        if chain is None:
             per_switch[source].append(_classifier(flow, "SremIngress.reject_chain", {"spi": spi}))
             continue
-        version = deployment.versions[spi]
+        version = versions[spi]
         per_switch[source].append(_classifier(flow, "SremIngress.push_nsh",
                                               {"spi": spi, "si": len(request.chain), "config_version": version}))
-        for steer in steering:
+        for steer in chain:
             per_switch[steer.switch].append(steer_entry(spi, version, steer))
     for k, host_index in enumerate(deployment.placement):
         host = substrate.hosts[host_index]
@@ -148,7 +165,7 @@ def desired_state(layout: Layout, substrate: Substrate, requests: tuple[Request,
         if host.kind is HostKind.LM:
             per_switch[switch].extend(lm_entry(k, kind, rule) for rule in rules[k])
         else:
-            region = deployment.em_regions[k]
+            region = em_regions[k]
             per_switch[switch].append(table_entry(E.RDMA_INDEX, {"instance": Exact(k)}, "SremIngress.em_lookup",
                                                   {"server": region.server, "region": region.region, "rkey": region.rkey,
                                                    "emac_port": EMAC_PORT}))

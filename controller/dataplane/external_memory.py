@@ -6,7 +6,7 @@ register a region on the switch's memory server, RDMA-WRITE the instance's table
 are never rewritten in place: new rules, or a move to another switch, get a new region; the old one
 is freed after the switches stopped using it. So a switch reads either the old table or the new
 one, never a half-written one, and a failed reconfiguration frees what it wrote and leaves the
-regions in use untouched.
+regions in use untouched. The deploy path (deploy.py) drives stage, then commit or abort.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from controller.dataplane import em_table
-from controller.dataplane.builder import EmRegion
+from controller.dataplane.builder import Deployment, EmRegion
 from controller.dataplane.layout import Layout
-from controller.dataplane.reconciler import ApplyReport, DataPlane
-from controller.dataplane.rules import Rule, kind_of
+from controller.dataplane.rules import kind_of
 from controller.errors import SremError
-from controller.model.routing import Path
 from controller.model.substrate import HostKind, Substrate
-from controller.model.workload import Placement, Request
 from rdma_emulator.client import RdmaClient, RdmaError, RdmaTimeout
+from srem_formats import em_table
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +60,11 @@ class ExternalMemory:
         self._fresh: list[Programmed] = []
         self.last = ProgramReport()
 
-    def tables(self, placement: Placement, rules: list[tuple[Rule, ...]]) -> dict[int, tuple[str, bytes]]:
+    def tables(self, deployment: Deployment) -> dict[int, tuple[str, bytes]]:
         """EM-hosted instance -> (its switch, its table's bytes)."""
         tables = {}
-        for k, h in enumerate(placement):
+        rules = deployment.rules
+        for k, h in enumerate(deployment.placement):
             host = self.substrate.hosts[h]
             if host.kind is HostKind.EM:
                 switch = self.substrate.node_names[host.node]
@@ -74,14 +72,14 @@ class ExternalMemory:
                 tables[k] = (switch, em_table.encode(kind_of(self.substrate, k), k, accesses, rules[k]))
         return tables
 
-    def stage(self, placement: Placement, rules: list[tuple[Rule, ...]]) -> dict[int, EmRegion]:
+    def stage(self, deployment: Deployment) -> dict[int, EmRegion]:
         """Write every EM-hosted instance's table that is not already in place; the regions to point at."""
         if self._staged is not None:
             raise RuntimeError("stage() again before commit() or abort()")
         started = time.perf_counter()
         staged: dict[int, Programmed] = {}
         todo: list[tuple[int, str, bytes, bytes]] = []
-        for k, (switch, data) in self.tables(placement, rules).items():
+        for k, (switch, data) in self.tables(deployment).items():
             digest = hashlib.sha256(data).digest()
             current = self.active.get(k)
             if current is not None and current.switch == switch and current.digest == digest:
@@ -167,17 +165,3 @@ def _raise_first(results: list[object]) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
-
-
-def apply_with_memory(plane: DataPlane, memory: ExternalMemory, requests: tuple[Request, ...], placement: Placement,
-                      assignment: tuple[tuple[int, ...], ...], paths: tuple[tuple[Path, ...] | None, ...],
-                      rules: list[tuple[Rule, ...]], resync: bool = False) -> ApplyReport:
-    """Program external memory, switch the data plane over to it, then free what it no longer uses."""
-    regions = memory.stage(placement, rules)
-    try:
-        report = plane.apply(requests, placement, assignment, paths, rules, regions, resync)
-    except BaseException:
-        memory.abort()
-        raise
-    memory.commit()
-    return report

@@ -22,12 +22,10 @@ from controller.dataplane.entries import SwitchState, Update
 from controller.dataplane.layout import Layout
 from controller.dataplane.p4info import EntryError
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient, SwitchError
-from controller.dataplane.rules import Rule
 from controller.errors import SremError
-from controller.model.routing import Path
 from controller.model.substrate import HostKind, Substrate
 from controller.model.topology import NodeName
-from controller.model.workload import Placement, Request
+from controller.model.workload import Placement
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +35,7 @@ class ApplyReport:
     plan: Plan
     versions: dict[int, int]
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time of each phase (prepare, commit, drain, cleanup)."""
+    """Wall time of each phase: build (entries and plan), prepare, commit, drain, cleanup."""
     cleanup_error: str | None = None
 
 
@@ -79,20 +77,19 @@ class DataPlane:
             if hosts[h].kind is HostKind.EM and k not in em_regions:
                 raise SremError(f"no external-memory region for it on {hosts[h].name}", where=f"placement of {self.substrate.instances[k].name}")
 
-    def apply(self, requests: tuple[Request, ...], placement: Placement, assignment: tuple[tuple[int, ...], ...],
-              paths: tuple[tuple[Path, ...] | None, ...], rules: list[tuple[Rule, ...]],
-              em_regions: Mapping[int, EmRegion], resync: bool = False) -> ApplyReport:
-        """Make the switches hold this deployment; `resync` reads them first even when we know what they hold."""
-        self.check(placement, em_regions)
+    def apply(self, deployment: Deployment, em_regions: Mapping[int, EmRegion], resync: bool = False) -> ApplyReport:
+        """Make the switches hold this deployment, EM-hosted instances pointing at `em_regions`;
+        `resync` reads the switches first even when we know what they hold."""
+        self.check(deployment.placement, em_regions)
         current = self.read() if resync or self.known is None else self.known
         self.known = None
-        staged = Deployment(placement, assignment, paths, {}, em_regions)
-        versions = choose_versions(current, all_steering(self.layout, self.substrate, requests, staged))
-        deployment = Deployment(placement, assignment, paths, versions, em_regions)
-        desired = desired_state(self.layout, self.substrate, requests, deployment, rules)
+        started = time.perf_counter()
+        steering = all_steering(self.layout, self.substrate, deployment)
+        versions = choose_versions(current, steering)
+        desired = desired_state(self.layout, self.substrate, deployment, versions, em_regions, steering)
         plan = plan_update(current, desired)
         self._validate(plan)
-        report = ApplyReport(plan, versions)
+        report = ApplyReport(plan, versions, {"build": time.perf_counter() - started})
         done: list[tuple[NodeName, list[Update]]] = []
         for phase_name, phase in plan.phases()[:2]:
             started = time.perf_counter()

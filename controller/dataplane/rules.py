@@ -16,12 +16,11 @@ same rule is an LM table entry and a key in EM's hash table (the EMAC issue).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from enum import IntEnum
 
 from controller.dataplane.layout import Layout
 from controller.model.substrate import Substrate
 from controller.model.workload import Request
+from srem_formats.flows import Action, Flow, Rule, VnfKind
 
 FLOW_PORT = 10000
 NAT_PORT = 40000
@@ -34,49 +33,8 @@ FILLER_RATE_BPS = 125_000
 """1 Mbit/s: what filler rules' meters allow."""
 
 
-class VnfKind(IntEnum):
-    """The VNF_* codes of p4src/include/headers.p4."""
-
-    FIREWALL = 1
-    NAT = 2
-    RATE_LIMITER = 3
-    CLASSIFIER = 4
-
-
 KIND_OF_TYPE = {"firewall": VnfKind.FIREWALL, "nat": VnfKind.NAT, "rate_limiter": VnfKind.RATE_LIMITER,
                 "classifier": VnfKind.CLASSIFIER}
-
-
-class Action(IntEnum):
-    """The EMAC_ACTION_* codes of p4src/include/headers.p4."""
-
-    PERMIT = 0
-    DENY = 1
-    REWRITE = 2
-    SET_DSCP = 3
-    METER = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Flow:
-    src: int
-    dst: int
-    protocol: int
-    dst_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    key: Flow
-    """For a NAT, `key.src` is 0 (not matched)."""
-    action: Action
-    addr: int = 0
-    port: int = 0
-    dscp: int = 0
-    meter_index: int = 0
-    drop_red: bool = False
-    rate_bps: int = 0
-    """Bytes per second the rule's meter allows (rate limiter)."""
 
 
 def kind_of(substrate: Substrate, instance: int) -> VnfKind:

@@ -27,11 +27,11 @@ from controller.model.delay import (
     end_to_end_delay_ms,
     migration_delay_ms,
     processing_delay_ms,
-    processing_delay_ms_per_mb,
     programming_delay_ms,
     reconfiguration_delay_ms,
     transmission_delay_ms,
 )
+from controller.model.feasibility import capacities
 from controller.model.routing import Path, Router
 from controller.model.substrate import HostKind, Substrate
 from controller.model.workload import Placement, Workload
@@ -116,9 +116,10 @@ class StepEvaluator:
         self.substrate = substrate
         self.weights = weights
         self.router = Router(substrate)
-        hosts, instances = substrate.hosts, substrate.instances
-        self.per_mb_delay = [[processing_delay_ms_per_mb(i.type, h) for h in hosts] for i in instances]
-        self.capacity = [[substrate.instance_capacity_mbps(i.index, h.index) for h in hosts] for i in instances]
+        tables = capacities(substrate)
+        # Python lists: the per-request loop below indexes single cells, where lists are faster than arrays.
+        self.per_mb_delay: list[list[float]] = tables.delay_ms_per_mb.tolist()
+        self.capacity: list[list[float]] = tables.processing_mbps.tolist()
         self.link_capacity = [l.capacity_mbps for l in substrate.links]
         self.link_delay = [l.delay_ms for l in substrate.links]
         self.link_price = [l.price_per_gb for l in substrate.links]

@@ -85,7 +85,8 @@ class PeriodParams(_Section):
 
 
 class RequestParams(_Section):
-    per_instance: PositiveInt = 90
+    per_workload: PositiveInt = 90
+    """SFC requests in every workload (one day of traffic)."""
     chain_length: IntRange = (1, 4)
     endpoints: Literal["any-switch", "edge"] = "any-switch"
     working_hours: PeriodParams = PeriodParams(rate_mbps=(50.0, 250.0), deadline_ms=(10.0, 30.0))
@@ -200,9 +201,20 @@ def check_consistency(spec: ScenarioSpec, where: str) -> None:
         raise ConfigError(f"{t.start_hour}:00-{t.end_hour}:00 is not a whole number of {t.step_hours} h steps", where=where, key="time.step_hours")
 
 
+RENAMED_KEYS = {("requests", "per_instance"): "requests.per_workload"}
+"""Keys of older scenario files -> their new name; refused by name so an old file is easy to fix."""
+
+
+def check_renamed(data: dict[str, Any], where: str) -> None:
+    for (section, key), new in RENAMED_KEYS.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(f"renamed to {new}", where=where, key=f"{section}.{key}")
+
+
 def scenario_from_dict(data: Any, where: str, base_dir: Path | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise ConfigError("a scenario is a YAML mapping", where=where)
+    check_renamed(data, where)
     spec = validate(ScenarioSpec, data, where)
     check_consistency(spec, where)
     try:

@@ -1,4 +1,4 @@
-"""A workload: one day of SFC requests with the initial placement and assignment (one train or test instance).
+"""A workload: one day of SFC requests with the initial placement and assignment (one train or test workload).
 
 `generate_workload` draws one from a scenario: requests with random ordered chains of distinct VNF
 types between random switches, their rate and deadline per step from the working-hours or evening
@@ -95,7 +95,7 @@ def generate_workload(scenario: Scenario, substrate: Substrate, workload_id: int
     num_types = len(substrate.vnf_types)
     periods = [spec.working_hours if scenario.is_working_hour(h) else spec.evening for h in scenario.hours]
     requests = []
-    for rid in range(spec.per_instance):
+    for rid in range(spec.per_workload):
         length = int(rng.integers(spec.chain_length[0], spec.chain_length[1] + 1))
         chain = tuple(int(t) for t in rng.permutation(num_types)[:length])
         source, target = (int(endpoints[i]) for i in rng.choice(len(endpoints), size=2, replace=False))

@@ -1,21 +1,32 @@
-"""The policy interface: a policy sees an observation of the coming step and returns a placement.
+"""The policy interface and its registry: a policy sees an observation of the coming step and returns a placement.
 
-Policies register under a name; `make_policy("name")` or `make_policy("name:ARG")` builds one, and
-an unknown name is an error listing the known ones. Users add their own policy by subclassing
-`Policy` and decorating it with `@register("my-policy")`.
+`make_policy(spec)` builds one from a spec:
+
+- `NAME` or `NAME:ARG` - a built-in policy (`srem`, `ddqn-cm`, `lag`, `random`, `static`, `ilp`),
+  one that an installed package declares in the `srem.policies` entry-point group, or one that
+  code already imported registered with `@register("NAME")`;
+- `module.path:ClassName` or `module.path:ClassName:ARG` - any importable `Policy` subclass (a
+  name that is not a policy's, followed by a class name).
+
+A policy's module is imported only when it is asked for, so listing policies or running a plain
+one never loads torch or the MILP solver. The constructor takes the optional ARG text.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 from controller.errors import SremError
-from controller.model.dataset import Dataset
 from controller.model.evaluator import StepResult
 from controller.model.substrate import Substrate
 from controller.model.workload import Placement, Workload
+
+ENTRY_POINT_GROUP = "srem.policies"
+"""Packages add policies by name here: `[project.entry-points."srem.policies"] my-policy = "pkg.mod:MyPolicy"`."""
 
 
 @dataclass(frozen=True)
@@ -37,8 +48,9 @@ class Observation:
 class Policy(ABC):
     name: str = ""
 
-    def bind(self, dataset: Dataset) -> None:
-        """Called once before a dataset is evaluated (a trained policy loads and checks its checkpoint here)."""
+    def bind(self, substrate: Substrate) -> None:
+        """Called once before the policy runs on a substrate (a trained policy loads its checkpoint and
+        checks that it was trained on this substrate here)."""
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         """Called before the first step of every workload."""
@@ -48,31 +60,73 @@ class Policy(ABC):
         """The host of every instance for the coming step."""
 
 
-PolicyFactory = Callable[[str | None], Policy]
-_REGISTRY: dict[str, PolicyFactory] = {}
+BUILTIN: dict[str, str] = {
+    "srem": "controller.policies.srem:SremPolicy",
+    "ddqn-cm": "controller.policies.ddqn_cm:DdqnCmPolicy",
+    "lag": "controller.policies.lag:LagPolicy",
+    "random": "controller.policies.random_policy:RandomPolicy",
+    "static": "controller.policies.static:StaticPolicy",
+    "ilp": "controller.policies.ilp:IlpPolicy",
+}
+"""Built-in policies by name -> `module:Class`, imported on first use."""
+
+_REGISTERED: dict[str, type[Policy]] = {}
 
 
 def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
-    """Class decorator: make a policy available as `name`; its constructor takes the optional `:ARG` text."""
+    """Class decorator: make a policy available as `name` to code that imported it."""
 
     def add(cls: type[Policy]) -> type[Policy]:
-        if name in _REGISTRY:
+        if name in _REGISTERED and _REGISTERED[name] is not cls:
             raise ValueError(f"policy {name!r} registered twice")
         cls.name = name
-        _REGISTRY[name] = cls  # type: ignore[assignment]
+        _REGISTERED[name] = cls
         return cls
 
     return add
 
 
+def _declared() -> dict[str, str]:
+    """Name -> `module:Class` of the built-in policies and of those installed packages declare."""
+    declared = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {**declared, **BUILTIN}
+
+
 def policy_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(_declared()) | set(_REGISTERED))
+
+
+def _load_class(target: str, where: str) -> type[Policy]:
+    """`module.path:ClassName` -> the class, checked to be a Policy."""
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SremError(f"cannot import {module_name!r}: {exc}", where=where) from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise SremError(f"{module_name} has no Policy subclass {class_name!r}", where=where)
+    return cls
+
+
+def _is_class_path(module: str, rest: str) -> bool:
+    """`module.path` and `ClassName[:ARG]`: dotted identifiers before the colon, an identifier after it."""
+    return all(part.isidentifier() for part in module.split(".")) and rest.partition(":")[0].isidentifier()
 
 
 def make_policy(spec: str) -> Policy:
-    """`name` or `name:ARG` (e.g. `srem:policy.pt`) -> a policy instance."""
+    """A policy instance from `NAME[:ARG]` or `module.path:ClassName[:ARG]` (e.g. `srem:policy.pt`)."""
     name, _, arg = spec.partition(":")
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        raise SremError(f"unknown policy {name!r} (known: {', '.join(policy_names())})", where="--policy")
-    return factory(arg or None)
+    if name in _REGISTERED:
+        cls = _REGISTERED[name]
+    elif name in (declared := _declared()):
+        cls = _load_class(declared[name], "--policy")
+        cls.name = cls.name or name
+    elif _is_class_path(name, arg):
+        class_name, _, arg = arg.partition(":")
+        cls = _load_class(f"{name}:{class_name}", "--policy")
+        cls.name = cls.name or f"{name}:{class_name}"
+    else:
+        raise SremError(f"unknown policy {name!r} (known: {', '.join(policy_names())}; "
+                        "or module.path:ClassName[:ARG] for your own)", where="--policy")
+    return cls(arg or None)  # type: ignore[call-arg]

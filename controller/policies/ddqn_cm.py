@@ -20,7 +20,7 @@ from pathlib import Path
 from controller.model.evaluator import StepResult
 from controller.policies.base import register
 from controller.policies.srem import TrainedPolicy
-from controller.rl.training import TrainConfig
+from controller.rl.agent import TrainConfig
 
 SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-ddqn-cm.pt"
 REJECTED_DELAY_RATIO = 2.0

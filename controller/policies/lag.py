@@ -22,12 +22,13 @@ import statistics
 
 import numpy as np
 
+from controller.errors import SremError
 from controller.model.cost import bandwidth_cost, it_cost
-from controller.model.delay import processing_delay_ms, processing_delay_ms_per_mb
+from controller.model.delay import processing_delay_ms
 from controller.model.evaluator import StepEvaluator
+from controller.model.feasibility import capacities, fits
 from controller.model.substrate import HostKind, Substrate
 from controller.model.workload import Placement, Workload
-from controller.errors import SremError
 from controller.policies.base import Observation, Policy, register
 
 
@@ -41,6 +42,7 @@ class LagPolicy(Policy):
         if getattr(self, "substrate", None) is not substrate:
             self.substrate = substrate
             self.evaluator = StepEvaluator(substrate)
+            self.tables = capacities(substrate)
             self.router = self.evaluator.router
             self.hosts = [h for h in substrate.hosts if h.kind in (HostKind.SERVER, HostKind.LM)]
             self.mean_price = float(np.mean([l.price_per_gb for l in substrate.links]))
@@ -57,9 +59,7 @@ class LagPolicy(Policy):
         sub, wl, step = self.substrate, self.workload, observation.step
         placement = list(observation.placement)
         demand = [sum(wl.requests[r].rate_mbps[step] for r, _ in users) for users in self.users]
-        free = {h.index: h.storage_mb for h in sub.hosts}
-        for k, h in enumerate(placement):
-            free[h] -= sub.instances[k].type.storage_mb
+        free = self.tables.room_left_mb(placement)
         for k in sorted(range(len(placement)), key=lambda k: -demand[k]):
             vtype = sub.instances[k].type
             free[placement[k]] += vtype.storage_mb
@@ -67,20 +67,20 @@ class LagPolicy(Policy):
             budget = statistics.median(deadlines) if deadlines else float("inf")
             best, best_cost = None, float("inf")
             for host in self.hosts:
-                if free[host.index] < vtype.storage_mb:
+                if not fits(free[host.index], vtype.storage_mb):
                     continue
-                capacity = sub.instance_capacity_mbps(k, host.index)
+                capacity = self.tables.processing_mbps[k, host.index]
                 _, move_delay, migration, programming = self.evaluator.move(k, observation.placement[k], host.index)
                 move_cost = migration + programming
                 peak = max((wl.requests[r].rate_mbps[step] for r, _ in self.users[k]), default=0.0)
-                latency = move_delay + processing_delay_ms(peak, [processing_delay_ms_per_mb(vtype, host)])
+                latency = move_delay + processing_delay_ms(peak, [self.tables.delay_ms_per_mb[k, host.index]])
                 if capacity < demand[k] or latency > budget:
                     continue
                 cost = it_cost(vtype.storage_mb, host) + move_cost + self.reach_cost(k, host.node, placement, step)
                 if cost < best_cost:
                     best, best_cost = host.index, cost
             if best is None:
-                stay = free[placement[k]] >= vtype.storage_mb
+                stay = fits(free[placement[k]], vtype.storage_mb)
                 best = placement[k] if stay else max((h.index for h in self.hosts), key=lambda h: free[h])
             chosen = best
             placement[k] = chosen

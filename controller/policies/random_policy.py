@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from controller.errors import SremError
+from controller.model.feasibility import capacities, place_one_by_one
 from controller.model.substrate import Substrate
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy, register
-from controller.rl.filters import choose_placement, placement_order, static_mask
 
 
 @register("random")
@@ -26,10 +26,8 @@ class RandomPolicy(Policy):
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         self.rng = np.random.default_rng([self.seed, workload.id])
-        self.mask = static_mask(substrate)
-        self.sizes = np.array([i.type.storage_mb for i in substrate.instances])
-        self.storage = np.array([h.storage_mb for h in substrate.hosts])
-        self.order = placement_order(substrate)
+        self.tables = capacities(substrate)
+        self.mask = self.tables.can_ever_hold()
 
     def decide(self, observation: Observation) -> Placement:
-        return choose_placement(np.zeros(self.mask.shape), self.mask, self.sizes, self.storage, self.order, True, self.rng)
+        return place_one_by_one(self.tables, np.zeros(self.mask.shape), self.mask, True, self.rng)

@@ -10,30 +10,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from controller.model.dataset import Dataset
 from controller.model.substrate import Substrate
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy, register
+from controller.rl.agent import Agent, TrainConfig
 from controller.rl.checkpoint import load_checkpoint
 from controller.rl.features import StateEncoder, offered_demand_mbps
-from controller.rl.training import Agent, TrainConfig
 
 SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-hybrid.pt"
 
 
 class TrainedPolicy(Policy):
-    """A policy backed by a checkpoint of the per-instance networks; bound to a dataset when it is evaluated."""
+    """A policy backed by a checkpoint of the per-instance networks; bound to the substrate it was trained on."""
 
     def __init__(self, arg: str | None = None) -> None:
         self.path = Path(arg) if arg else SHIPPED
         self.agent: Agent | None = None
         self.demand: np.ndarray | None = None
 
-    def bind(self, dataset: Dataset) -> None:
-        doc = load_checkpoint(self.path, dataset)
+    def bind(self, substrate: Substrate) -> None:
+        doc = load_checkpoint(self.path, substrate)
         config = TrainConfig(**{**doc["config"], "host_kinds": tuple(doc["config"]["host_kinds"])})
-        self.encoder = StateEncoder(dataset.substrate, len(dataset.hours))
-        self.agent = Agent(dataset, config, self.encoder.size)
+        self.encoder = StateEncoder(substrate)
+        self.agent = Agent(substrate, config, self.encoder.size)
         self.agent.net.load_state_dict(doc["state_dict"])
         self.agent.net.eval()
         torch.set_num_threads(1)  # one small forward pass per decision: threads only add latency
@@ -42,7 +41,7 @@ class TrainedPolicy(Policy):
         self.demand = offered_demand_mbps(substrate, workload)
 
     def decide(self, observation: Observation) -> Placement:
-        assert self.agent is not None and self.demand is not None, "bind() the policy to a dataset first"
+        assert self.agent is not None and self.demand is not None, "bind() the policy to a substrate first"
         state = self.encoder.encode(self.demand, observation.step, observation.working_hours, observation.placement, observation.last)
         return self.agent.act(state)
 

@@ -3,7 +3,9 @@
 A checkpoint is a torch file holding plain data only (loaded with weights_only=True): `format`,
 `version`, `scenario`, `scenario_hash`, `substrate_hash`, `config` (the training configuration),
 `episode` (episodes done), `state_dict` (the network), and for resuming `optimizer`, `target` and
-`rewards` (one per episode). Loading checks it belongs to the dataset's scenario and substrate.
+`rewards` (one per episode). Loading checks it belongs to the substrate it is to run on (the
+network, its resources and the VNF instances: what the network's inputs and outputs mean), and,
+to resume training, to the dataset's scenario too.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import torch
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
+from controller.model.substrate import Substrate
 
 FORMAT = "srem-policy"
 VERSION = 1
 
 
-def substrate_hash(dataset: Dataset) -> str:
-    return hashlib.sha256(json.dumps(dataset.substrate.to_dict(), sort_keys=True).encode()).hexdigest()
+def substrate_hash(substrate: Substrate) -> str:
+    return hashlib.sha256(json.dumps(substrate.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def save_checkpoint(path: Path, dataset: Dataset, payload: dict[str, Any]) -> None:
@@ -34,7 +37,7 @@ def save_checkpoint(path: Path, dataset: Dataset, payload: dict[str, Any]) -> No
         "version": VERSION,
         "scenario": dataset.manifest.scenario,
         "scenario_hash": dataset.manifest.scenario_hash,
-        "substrate_hash": substrate_hash(dataset),
+        "substrate_hash": substrate_hash(dataset.substrate),
         **payload,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +46,9 @@ def save_checkpoint(path: Path, dataset: Dataset, payload: dict[str, Any]) -> No
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, dataset: Dataset) -> dict[str, Any]:
+def load_checkpoint(path: Path, substrate: Substrate, scenario_hash: str | None = None) -> dict[str, Any]:
+    """The checkpoint's content, refused in one line unless it was trained on `substrate` (and, when
+    given, on the scenario of that hash)."""
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -54,11 +59,11 @@ def load_checkpoint(path: Path, dataset: Dataset) -> dict[str, Any]:
         raise SremError(f"not a {FORMAT} checkpoint", where=path)
     if doc.get("version") != VERSION:
         raise SremError(f"checkpoint version {doc.get('version')!r}, this srem reads {VERSION}", where=path)
-    ours, theirs = dataset.manifest.scenario_hash, doc.get("scenario_hash", "")
-    if theirs != ours or doc.get("substrate_hash") != substrate_hash(dataset):
-        raise SremError(
-            f"checkpoint is for scenario {doc.get('scenario')} (hash {str(theirs)[:12]}, substrate {str(doc.get('substrate_hash'))[:12]}), "
-            f"the dataset is scenario {dataset.manifest.scenario} (hash {ours[:12]}, substrate {substrate_hash(dataset)[:12]})",
-            where=path,
-        )
+    ours = substrate_hash(substrate)
+    if doc.get("substrate_hash") != ours:
+        raise SremError(f"checkpoint is for another network: scenario {doc.get('scenario')}, substrate "
+                        f"{str(doc.get('substrate_hash'))[:12]}; this one is substrate {ours[:12]}", where=path)
+    if scenario_hash is not None and doc.get("scenario_hash") != scenario_hash:
+        raise SremError(f"checkpoint is for scenario {doc.get('scenario')} (hash {str(doc.get('scenario_hash'))[:12]}), "
+                        f"the dataset's scenario hash is {scenario_hash[:12]}", where=path)
     return doc

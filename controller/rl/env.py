@@ -34,7 +34,7 @@ class SremEnv(gym.Env):
         self.workloads: list[Workload] = dataset.split(split, limit)
         self.substrate = dataset.substrate
         self.evaluator = StepEvaluator(self.substrate, dataset.objective_weights)
-        self.encoder = StateEncoder(self.substrate, len(dataset.hours))
+        self.encoder = StateEncoder(self.substrate)
         weights = dataset.reward_weights
         self.reward_fn: RewardFn = reward_fn or (lambda r, ref: eq20_reward(r.acceptance_ratio, r.cost.total, ref, r.feasible, weights))
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(self.encoder.size,), dtype=np.float32)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.model.evaluator import StepResult
+from controller.model.feasibility import capacities
 from controller.model.substrate import HostKind, Substrate
 from controller.model.workload import Placement, Workload
 
@@ -28,14 +29,10 @@ def offered_demand_mbps(substrate: Substrate, workload: Workload) -> np.ndarray:
 
 
 class StateEncoder:
-    def __init__(self, substrate: Substrate, num_steps: int) -> None:
-        self.sub = substrate
-        self.num_steps = num_steps
+    def __init__(self, substrate: Substrate) -> None:
+        self.tables = capacities(substrate)
         hosts = substrate.hosts
-        self.kind = np.array([h.kind for h in hosts])
-        self.host_storage = np.array([h.storage_mb for h in hosts])
-        self.instance_storage = np.array([i.type.storage_mb for i in substrate.instances])
-        self.capacity = np.array([[substrate.instance_capacity_mbps(i.index, h.index) for h in hosts] for i in substrate.instances])
+        self.kind = self.tables.kinds
         n = len(substrate.node_names)
         self.incidence = np.zeros((n, len(substrate.links)))
         for link in substrate.links:
@@ -47,22 +44,19 @@ class StateEncoder:
         self.lm_hosts = np.flatnonzero(self.kind == HostKind.LM)
         self.size = (len(hosts) + len(substrate.instances) + n + len(substrate.instances) * len(hosts) + 2)
 
-    def remaining_storage(self, placement: Placement) -> np.ndarray:
-        """MB left on every host under `placement` (eq. 7's slack)."""
-        used = np.bincount(np.asarray(placement), weights=self.instance_storage, minlength=len(self.host_storage))
-        return self.host_storage - used
-
     def encode(self, demand: np.ndarray, step: int, working_hours: bool, placement: Placement, last: StepResult | None) -> np.ndarray:
-        """`demand` is offered_demand_mbps(...) of the workload; `last` the previous step's evaluation, if any."""
+        """`demand` is offered_demand_mbps(...) of the workload (one row per step of its day); `last`
+        the previous step's evaluation, if any."""
         p = np.asarray(placement)
-        storage = np.clip(self.remaining_storage(placement) / self.host_storage, -1.0, 1.0)
-        cap = self.capacity[np.arange(len(p)), p]
+        tables = self.tables
+        storage = np.clip(tables.room_left_mb(placement) / tables.storage_mb, -1.0, 1.0)
+        cap = tables.processing_mbps[np.arange(len(p)), p]
         instance_room = np.clip((cap - demand[step]) / cap, -1.0, 1.0)
         link_load = np.asarray(last.link_load_mbps) if last is not None else np.zeros_like(self.link_capacity)
         node_room = (self.incidence @ (self.link_capacity - link_load)) / self.node_bandwidth
-        one_hot = np.zeros((len(p), len(self.host_storage)))
+        one_hot = np.zeros((len(p), len(tables.storage_mb)))
         one_hot[np.arange(len(p)), p] = 1.0
-        time = [1.0 if working_hours else 0.0, step / max(self.num_steps - 1, 1)]
+        time = [1.0 if working_hours else 0.0, step / max(len(demand) - 1, 1)]
         return np.concatenate([
             storage[self.server_hosts], storage[self.em_hosts], storage[self.lm_hosts],
             instance_room, node_room, one_hot.ravel(), time,

@@ -15,7 +15,6 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -23,83 +22,10 @@ from tqdm import tqdm
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
-from controller.model.substrate import HostKind
+from controller.rl.agent import VARIANTS, Agent, TrainConfig
 from controller.rl.checkpoint import load_checkpoint, save_checkpoint
 from controller.rl.env import RewardFn, SremEnv
-from controller.rl.filters import choose_placement, placement_order, static_mask
 from controller.rl.network import PlacementQNetwork
-
-Variant = Literal["hybrid", "static", "dynamic", "none"]
-VARIANTS: dict[str, tuple[bool, bool]] = {
-    "hybrid": (True, True),
-    "static": (True, False),
-    "dynamic": (False, True),
-    "none": (False, False),
-}
-"""variant -> (static filter, dynamic filter)."""
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters; the defaults are the paper's where it gives them (learning rate, discount, 2% final epsilon)."""
-
-    variant: Variant = "hybrid"
-    episodes: int = 12000
-    learning_rate: float = 0.2
-    discount: float = 0.3
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.02
-    hidden: int = 64
-    batch_size: int = 32
-    replay_size: int = 20000
-    target_sync_steps: int = 250
-    gradient_clip: float = 1.0
-    double_q: bool = False
-    host_kinds: tuple[str, ...] = ("SERVER", "LM", "EM")
-    seed: int = 0
-    checkpoint_every: int = 1000
-
-    def filters(self) -> tuple[bool, bool]:
-        return VARIANTS[self.variant]
-
-    def allowed_kinds(self) -> tuple[HostKind, ...]:
-        return tuple(HostKind[k] for k in self.host_kinds)
-
-
-def connectivity(dataset: Dataset, config: TrainConfig) -> np.ndarray:
-    """Which outputs exist: the static filter's mask when it is on, else every host of an allowed kind."""
-    use_static, _ = config.filters()
-    if use_static:
-        return static_mask(dataset.substrate, config.allowed_kinds())
-    kinds = np.array([h.kind in config.allowed_kinds() for h in dataset.substrate.hosts])
-    return np.broadcast_to(kinds, (len(dataset.substrate.instances), len(kinds))).copy()
-
-
-class Agent:
-    """The networks and the way they pick placements; shared by training and the deployed `srem` policy."""
-
-    def __init__(self, dataset: Dataset, config: TrainConfig, num_features: int) -> None:
-        self.config = config
-        sub = dataset.substrate
-        self.mask = connectivity(dataset, config)
-        self.net = PlacementQNetwork(num_features, self.mask, config.hidden)
-        self.sizes = np.array([i.type.storage_mb for i in sub.instances])
-        self.host_storage = np.array([h.storage_mb for h in sub.hosts])
-        self.order = placement_order(sub)
-        self.dynamic = config.filters()[1]
-
-    @torch.no_grad()
-    def q_values(self, state: np.ndarray) -> np.ndarray:
-        return self.net(torch.as_tensor(state).unsqueeze(0))[0].numpy()
-
-    def act(self, state: np.ndarray, rng: np.random.Generator | None = None) -> tuple[int, ...]:
-        """The best placement through the filters, or a random one when `rng` is given (exploration).
-
-        Without the static filter, `mask` holds every host of an allowed kind, so exploring and
-        exploiting range over all of them, as the paper's unfiltered variants do.
-        """
-        scores = self.q_values(state) if rng is None else np.zeros(self.mask.shape)
-        return choose_placement(scores, self.mask, self.sizes, self.host_storage, self.order, self.dynamic, rng)
 
 
 @dataclass
@@ -124,19 +50,6 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _next_state_mask(agent: Agent, next_placement: tuple[int, ...]) -> np.ndarray:
-    """Hosts the dynamic filter would allow in the next state (for the max of the Bellman target)."""
-    if not agent.dynamic:
-        return agent.mask
-    used = np.bincount(np.asarray(next_placement), weights=agent.sizes, minlength=len(agent.host_storage))
-    free = agent.host_storage - used
-    own = np.zeros_like(agent.mask, dtype=float)
-    own[np.arange(len(next_placement)), np.asarray(next_placement)] = agent.sizes
-    room = (free[None, :] + own) >= agent.sizes[:, None] - 1e-9
-    allowed = agent.mask & room
-    return np.where(allowed.any(axis=1, keepdims=True), allowed, agent.mask)
-
-
 def train(
     dataset: Dataset,
     config: TrainConfig,
@@ -151,13 +64,13 @@ def train(
         raise SremError(f"unknown variant {config.variant!r} (known: {', '.join(VARIANTS)})", where="--variant")
     rng = _seed_everything(config.seed)
     env = SremEnv(dataset, "train", reward_fn, limit)
-    agent = Agent(dataset, config, env.encoder.size)
+    agent = Agent(dataset.substrate, config, env.encoder.size)
     target = PlacementQNetwork(env.encoder.size, agent.mask, config.hidden)
     optimizer = torch.optim.SGD(agent.net.parameters(), lr=config.learning_rate)
     run = TrainingRun()
     start_episode = 0
     if resume and checkpoint is not None and checkpoint.exists():
-        doc = load_checkpoint(checkpoint, dataset)
+        doc = load_checkpoint(checkpoint, dataset.substrate, dataset.manifest.scenario_hash)
         if {k: v for k, v in doc["config"].items() if k != "episodes"} != _config_doc(config, exclude_episodes=True):
             raise SremError("checkpoint was trained with another configuration; start afresh or use the same flags", where=checkpoint)
         agent.net.load_state_dict(doc["state_dict"])
@@ -183,7 +96,7 @@ def train(
             explore = rng.random() < epsilon
             action = agent.act(state, rng if explore else None)
             next_state, reward, done, _, _ = env.step(action)
-            memory.append((state, action, reward, next_state, done, _next_state_mask(agent, action)))
+            memory.append((state, action, reward, next_state, done, agent.next_state_mask(action)))
             state = next_state
             total += reward
             steps += 1

@@ -25,7 +25,7 @@ import struct
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
-from controller.dataplane.rules import Action, Flow, Rule, VnfKind
+from srem_formats.flows import Action, Flow, Rule, VnfKind
 
 MAGIC = b"SREM"
 FORMAT = 1

@@ -1,0 +1,88 @@
+"""The SR-EM agent as deployed: its configuration, its filtered per-instance networks, and how it
+picks a placement through the filters. Training (training.py) and the `srem` policy both build on
+it; nothing here trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from controller.model.feasibility import capacities, place_one_by_one
+from controller.model.substrate import HostKind, Substrate
+from controller.rl.network import PlacementQNetwork
+
+Variant = Literal["hybrid", "static", "dynamic", "none"]
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "hybrid": (True, True),
+    "static": (True, False),
+    "dynamic": (False, True),
+    "none": (False, False),
+}
+"""variant -> (static filter, dynamic filter)."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters; the defaults are the paper's where it gives them (learning rate, discount, 2% final epsilon)."""
+
+    variant: Variant = "hybrid"
+    episodes: int = 12000
+    learning_rate: float = 0.2
+    discount: float = 0.3
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.02
+    hidden: int = 64
+    batch_size: int = 32
+    replay_size: int = 20000
+    target_sync_steps: int = 250
+    gradient_clip: float = 1.0
+    double_q: bool = False
+    host_kinds: tuple[str, ...] = ("SERVER", "LM", "EM")
+    seed: int = 0
+    checkpoint_every: int = 1000
+
+    def filters(self) -> tuple[bool, bool]:
+        return VARIANTS[self.variant]
+
+    def allowed_kinds(self) -> tuple[HostKind, ...]:
+        return tuple(HostKind[k] for k in self.host_kinds)
+
+
+def connectivity(substrate: Substrate, config: TrainConfig) -> np.ndarray:
+    """Which outputs exist: the static filter's mask when it is on, else every host of an allowed kind."""
+    use_static, _ = config.filters()
+    if use_static:
+        return capacities(substrate).can_ever_hold(config.allowed_kinds())
+    kinds = np.array([h.kind in config.allowed_kinds() for h in substrate.hosts])
+    return np.broadcast_to(kinds, (len(substrate.instances), len(kinds))).copy()
+
+
+class Agent:
+    """The networks and the way they pick placements; shared by training and the deployed `srem` policy."""
+
+    def __init__(self, substrate: Substrate, config: TrainConfig, num_features: int) -> None:
+        self.config = config
+        self.tables = capacities(substrate)
+        self.mask = connectivity(substrate, config)
+        self.net = PlacementQNetwork(num_features, self.mask, config.hidden)
+        self.dynamic = config.filters()[1]
+
+    @torch.no_grad()
+    def q_values(self, state: np.ndarray) -> np.ndarray:
+        return self.net(torch.as_tensor(state).unsqueeze(0))[0].numpy()
+
+    def act(self, state: np.ndarray, rng: np.random.Generator | None = None) -> tuple[int, ...]:
+        """The best placement through the filters, or a random one when `rng` is given (exploration).
+
+        Without the static filter, `mask` holds every host of an allowed kind, so exploring and
+        exploiting range over all of them, as the paper's unfiltered variants do.
+        """
+        scores = self.q_values(state) if rng is None else np.zeros(self.mask.shape)
+        return place_one_by_one(self.tables, scores, self.mask, self.dynamic, rng)
+
+    def next_state_mask(self, next_placement: tuple[int, ...]) -> np.ndarray:
+        """Hosts the filters allow in the next state (for the max of the Bellman target)."""
+        return self.tables.could_move_to(next_placement, self.mask) if self.dynamic else self.mask
