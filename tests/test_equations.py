@@ -160,3 +160,27 @@ def test_migration_uses_the_widest_min_hop_path(sub):
 def test_host_kinds_are_indexed_servers_lm_em(sub):
     kinds = [h.kind for h in sub.hosts]
     assert kinds == [HostKind.SERVER] * 2 + [HostKind.LM] * 3 + [HostKind.EM] * 3
+
+
+def test_carried_rejected_traffic_loads_and_pays_for_its_paths(sub):
+    """The `carried` reading: the 950 Mbps request over fw's capacity and a late one still cross the
+    network and are charged; only the late one is processed (loads its instances); neither is accepted."""
+    wl = f.workload(sub, [(["cl", "fw"], "s1", "s3", [80.0], [20.0]), (["cl", "fw"], "s1", "s3", [950.0], [20.0]),
+                          (["cl"], "s1", "s3", [40.0], [0.1])],
+                    {"cl#0": "lm:s1", "fw#0": "m1"})
+    dropped = StepEvaluator(sub).evaluate(wl, 0, wl.initial_placement, wl.initial_placement)
+    carried = StepEvaluator(sub, ObjectiveWeights(rejected_traffic="carried")).evaluate(wl, 0, wl.initial_placement,
+                                                                                     wl.initial_placement)
+    assert [r.outcome for r in carried.requests] == [r.outcome for r in dropped.requests] == \
+        [Outcome.ACCEPTED, Outcome.PROCESSING, Outcome.DEADLINE]
+    assert [r.carried for r in dropped.requests] == [True, False, False]
+    assert [r.carried for r in carried.requests] == [True, True, True]
+    assert dropped.link_load_mbps == [80.0, 80.0, 160.0, 0.0]
+    # 950 on s1-s2 (to m1), m1-s2 twice, s2-s3; the late cl request s1 -> s3 over s1-s2, s2-s3
+    assert carried.link_load_mbps == [80.0 + 950.0 + 40.0, 80.0 + 950.0 + 40.0, 2 * (80.0 + 950.0), 0.0]
+    assert dropped.instance_load_mbps == [80.0, 80.0]
+    assert carried.instance_load_mbps == [80.0, 80.0 + 40.0]  # fw#0, cl#0
+    per_mbps = 70.3125 / 80.0  # GB carried in the step per Mbps
+    assert carried.cost.bandwidth == pytest.approx(dropped.cost.bandwidth + per_mbps * (
+        950.0 * (0.002 + 0.001 + 0.001 + 0.003) + 40.0 * (0.002 + 0.003)))
+    assert carried.acceptance_ratio == dropped.acceptance_ratio == pytest.approx(1 / 3)

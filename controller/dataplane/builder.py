@@ -227,8 +227,9 @@ def meter_config(rule: Rule) -> MeterConfig:
 
 
 def step_paths(result: StepResult) -> tuple[tuple[Path, ...] | None, ...]:
-    """The evaluator's paths of a step, None for each rejected request."""
-    return tuple(r.paths if r.accepted else None for r in result.requests)
+    """The evaluator's paths of every request whose traffic the step carries; None for the others,
+    which their source switch drops."""
+    return tuple(r.paths if r.carried else None for r in result.requests)
 
 
 def plan_em_regions(layout: Layout, substrate: Substrate, placement: Placement) -> dict[int, EmRegion]:

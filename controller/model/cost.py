@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
 
 from controller.model.substrate import Host, HostKind
 from controller.model.units import MB_PER_GB, gb_carried
@@ -61,13 +62,20 @@ def reconfiguration_cost(migration: float, programming: float) -> float:
     return migration + programming
 
 
+RejectedTraffic = Literal["dropped", "carried"]
+
+
 @dataclass(frozen=True)
 class ObjectiveWeights:
-    """a1, a2, a3 of eq. 1."""
+    """a1, a2, a3 of eq. 1, and what the bandwidth cost counts of a request that is not accepted."""
 
     it: float = 1.0
     bandwidth: float = 1.0
     reconfiguration: float = 1.0
+    rejected_traffic: RejectedTraffic = "dropped"
+    """dropped: the chain's source switch drops a rejected request, which then carries nothing and
+    costs nothing; carried: a request that misses its deadline or finds no processing capacity left
+    still crosses the network on its paths and pays for it (docs/model.md, "Rejected traffic")."""
 
 
 def total_cost(it: float, bandwidth: float, reconfiguration: float, weights: ObjectiveWeights) -> float:

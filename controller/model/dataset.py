@@ -149,8 +149,8 @@ class Manifest:
     hours: list[int]
     working_until_hour: int
     splits: dict[str, int]
-    objective: dict[str, float]
-    """a1, a2, a3 of eq. 1 (keys it, bandwidth, reconfiguration)."""
+    objective: dict[str, Any]
+    """a1, a2, a3 of eq. 1 (keys it, bandwidth, reconfiguration) and rejected_traffic."""
     reward: dict[str, float]
     """w1, w2 of eq. 20 (keys acceptance, cost)."""
 

@@ -3,7 +3,10 @@
 Admission follows srem-model.md: requests in id order each take their share of the instances and
 links they use; a request is accepted when its instances stay within storage (eq. 7) and processing
 capacity (eq. 10), every virtual link finds a path with room (eq. 11, routing.py), and its end-to-end
-delay (eq. 16) meets its deadline. A rejected request carries no traffic and costs nothing.
+delay (eq. 16) meets its deadline. What a rejected request costs depends on the objective's
+`rejected_traffic`: `dropped` (it carries no traffic and costs nothing) or `carried` (one that found
+paths still loads and pays for them, and one that only missed its deadline still loads its
+instances: its traffic is processed, late).
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ class RequestResult:
     deadline_ms: float
     paths: tuple[Path, ...] | None
     """One path per virtual link (source -> VNF 1 -> ... -> target); None when one found no room."""
+    carried: bool
+    """Its traffic crosses the network on `paths` (and is charged): when accepted, or with the
+    `carried` reading of rejected traffic, when it found paths but missed its deadline or capacity."""
 
     @property
     def accepted(self) -> bool:
@@ -170,6 +176,7 @@ class StepEvaluator:
         link_load = [0.0] * len(sub.links)
         link_capacity, link_delay, link_price = self.link_capacity, self.link_delay, self.link_price
         route = self.router.route
+        carry_rejected = self.weights.rejected_traffic == "carried"
         bandwidth = 0.0
         results = []
         for req, instances in zip(workload.requests, workload.assignment):
@@ -201,14 +208,17 @@ class StepEvaluator:
                 outcome = Outcome.PROCESSING
             elif outcome is Outcome.ACCEPTED and end_to_end_delay_ms(reconf, proc, trans) > deadline:
                 outcome = Outcome.DEADLINE
-            if outcome is Outcome.ACCEPTED:
+            processed = outcome is Outcome.ACCEPTED or (carry_rejected and outcome is Outcome.DEADLINE)
+            carried = outcome is Outcome.ACCEPTED or (carry_rejected and paths is not None)
+            if processed:
                 for k in instances:
                     instance_load[k] += rate
+            if carried:
                 for link, amount in pending.items():
                     link_load[link] += amount
                 bandwidth += bandwidth_cost(rate, sub.step_seconds, (link_price[l] for p in paths for l in p))  # type: ignore[union-attr]
             results.append(
-                RequestResult(req.id, outcome, reconf, proc, trans, deadline, tuple(paths) if paths is not None else None)
+                RequestResult(req.id, outcome, reconf, proc, trans, deadline, tuple(paths) if paths is not None else None, carried)
             )
         cost = CostBreakdown(
             it=it,

@@ -107,11 +107,14 @@ class DatasetParams(_Section):
 
 
 class ObjectiveParams(_Section):
-    """a1, a2, a3 of eq. 1."""
+    """a1, a2, a3 of eq. 1, and what a request that is not accepted costs."""
 
     it: NonNegativeFloat = 1.0
     bandwidth: NonNegativeFloat = 1.0
     reconfiguration: NonNegativeFloat = 1.0
+    rejected_traffic: Literal["dropped", "carried"] = "dropped"
+    """dropped: a rejected request carries no traffic and costs nothing; carried: one that misses
+    its deadline or an instance's capacity still crosses the network and pays for it."""
 
 
 class RewardParams(_Section):
