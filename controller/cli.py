@@ -200,10 +200,12 @@ def cmd_scenario_show(args: argparse.Namespace) -> None:
 
 def cmd_scenario_generate(args: argparse.Namespace) -> None:
     scenario = load_scenario(args.scenario)
-    dataset = generate_dataset(scenario, Path(args.out), seed=args.seed, progress=not args.quiet)
+    dataset = generate_dataset(scenario, Path(args.out), seed=args.seed, progress=not args.quiet, workload_seed=args.workload_seed)
     m = dataset.manifest
-    document = {"path": str(dataset.path), "scenario": m.scenario, "scenario_hash": m.scenario_hash, "seed": m.seed, "splits": m.splits}
-    _emit(args, document, f"wrote {dataset.path}: {m.splits['train']} train and {m.splits['test']} test workloads of {scenario.name} (seed {m.seed})")
+    document = {"path": str(dataset.path), "scenario": m.scenario, "scenario_hash": m.scenario_hash, "seed": m.seed,
+                "workload_seed": m.traffic_seed, "splits": m.splits}
+    _emit(args, document, f"wrote {dataset.path}: {m.splits['train']} train and {m.splits['test']} test workloads of {scenario.name} "
+                          f"(seed {m.seed}, workload seed {m.traffic_seed})")
 
 
 def _dataset_source(args: argparse.Namespace) -> Dataset | Scenario:
@@ -490,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = scen_sub.add_parser("generate", help="generate a dataset (substrate, train and test workloads)", parents=[json_flag, quiet_flag])
     p.add_argument("--scenario", required=True, help="preset name or scenario YAML file")
     p.add_argument("--seed", type=non_negative_int, default=None, help="dataset seed (default: the scenario's dataset.seed)")
+    p.add_argument("--workload-seed", type=non_negative_int, default=None,
+                   help="draw the workloads with this seed instead: the same network (substrate) with fresh traffic, "
+                        "for testing a trained policy on workloads it never saw")
     p.add_argument("--out", required=True, help="dataset directory to write (replaced whole)")
     p.set_defaults(func=cmd_scenario_generate)
 

@@ -155,3 +155,13 @@ def test_a_memory_server_port_in_use_is_one_line() -> None:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         assert_one_line_error(srem("memserver", "--listen", f"127.0.0.1:{port}"), "--listen", f"127.0.0.1:{port}", "in use")
+
+
+def test_generate_with_a_workload_seed_keeps_the_substrate(tmp_path, small_dataset):
+    proc = srem("scenario", "generate", "--scenario", "small", "--workload-seed", "5", "--out", str(tmp_path / "d"), "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["seed"] == small_dataset.manifest.seed and document["workload_seed"] == 5
+    assert (tmp_path / "d" / "substrate.json").read_bytes() == (small_dataset.path / "substrate.json").read_bytes()
+    assert_one_line_error(srem("scenario", "generate", "--scenario", "small", "--workload-seed", "-1", "--out", str(tmp_path / "e")),
+                          "--workload-seed")

@@ -28,6 +28,21 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     assert set(_files(a.path)) == {"manifest.json", "scenario.yaml", "substrate.json", "train.jsonl.gz", "test.jsonl.gz"}
 
 
+def test_a_workload_seed_keeps_the_network_and_draws_fresh_traffic(small_dataset, tmp_path):
+    small = load_scenario("small")
+    fresh = generate_dataset(small, tmp_path / "fresh", progress=False, workload_seed=99)
+    again = generate_dataset(small, tmp_path / "again", progress=False, workload_seed=99)
+    assert _files(fresh.path) == _files(again.path)
+    assert _files(fresh.path)["substrate.json"] == _files(small_dataset.path)["substrate.json"]
+    assert _files(fresh.path)["test.jsonl.gz"] != _files(small_dataset.path)["test.jsonl.gz"]
+    assert fresh.manifest.seed == small_dataset.manifest.seed and fresh.manifest.traffic_seed == 99
+    assert "workload_seed" not in json.loads((small_dataset.path / "manifest.json").read_text())
+    # A policy trained on the scenario's own dataset binds to the fresh one: same substrate.
+    from controller.rl.checkpoint import substrate_hash
+
+    assert substrate_hash(fresh.substrate) == substrate_hash(small_dataset.substrate)
+
+
 def test_paper_dataset_shape(paper_dataset):
     scenario = load_scenario("paper")
     m = paper_dataset.manifest

@@ -153,9 +153,16 @@ class Manifest:
     """a1, a2, a3 of eq. 1 (keys it, bandwidth, reconfiguration) and rejected_traffic."""
     reward: dict[str, float]
     """w1, w2 of eq. 20 (keys acceptance, cost)."""
+    workload_seed: int | None = None
+    """Seed the workloads were drawn with, when not `seed` (the substrate's): the same network with fresh traffic."""
+
+    @property
+    def traffic_seed(self) -> int:
+        return self.seed if self.workload_seed is None else self.workload_seed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, **self.__dict__}
+        fields = {k: v for k, v in self.__dict__.items() if not (k == "workload_seed" and v is None)}
+        return {"format": FORMAT, "version": VERSION, **fields}
 
 
 class Dataset:
@@ -251,8 +258,13 @@ def _write_gzip_lines(path: Path, lines: Iterator[str]) -> None:
         text.detach()
 
 
-def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, progress: bool = True) -> Dataset:
-    """Draw the substrate and every workload, and write them to `out` (replaced whole, never left half-written)."""
+def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, progress: bool = True,
+                     workload_seed: int | None = None) -> Dataset:
+    """Draw the substrate and every workload, and write them to `out` (replaced whole, never left half-written).
+
+    `seed` draws the substrate (and the workloads, unless `workload_seed` is given): a dataset with
+    the scenario's seed and another workload seed has the same network, hosts and VNF instances, so
+    a policy trained on one is tested on traffic it never saw."""
     seed = scenario.spec.dataset.seed if seed is None else seed
     substrate_file = draw_substrate(scenario, np.random.default_rng([seed, SUBSTRATE_STREAM]))
     substrate = Substrate(substrate_file)
@@ -266,6 +278,7 @@ def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, pro
         splits=splits,
         objective=scenario.spec.objective.model_dump(),
         reward=scenario.spec.reward.model_dump(),
+        workload_seed=workload_seed,
     )
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +294,7 @@ def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, pro
 
                 def lines(split: str = split, count: int = count) -> Iterator[str]:
                     for i in range(count):
-                        workload = generate_workload(scenario, substrate, i, workload_rng(seed, split, i))
+                        workload = generate_workload(scenario, substrate, i, workload_rng(manifest.traffic_seed, split, i))
                         bar.update()
                         yield json.dumps(workload_to_dict(workload, substrate), separators=(",", ":"))
 
