@@ -7,13 +7,14 @@ import shutil
 import pytest
 
 from controller.dataplane import entries as E
-from controller.dataplane.builder import Deployment, all_steering, desired_state, plan_em_regions, step_paths
+from controller.dataplane.builder import all_steering, deployment_of_step, desired_state, plan_em_regions
 from controller.dataplane.consistency import choose_versions, plan_update
 from controller.dataplane.entries import Exact, Op, TableEntry, Ternary, table_entry
 from controller.dataplane.layout import Layout
 from controller.dataplane.p4info import EntryError, P4Schema
-from controller.dataplane.p4program import compile_program, recorded_hash, sources_hash
-from controller.dataplane.rules import VnfKind, chain_flow, instance_rules, kind_of
+from controller.dataplane.p4program import compile_program, local_version, pinned_version, recorded_hash, sources_hash
+from controller.dataplane.rules import chain_flow, instance_rules, kind_of
+from srem_formats.flows import VnfKind
 from controller.evaluation import run_day
 from controller.model.evaluator import StepEvaluator
 from controller.model.substrate import HostKind
@@ -28,7 +29,7 @@ def paper_day(paper_dataset):  # type: ignore[no-untyped-def]
     workload = ds.split("test", 1)[0]
     evaluator = StepEvaluator(ds.substrate, ds.objective_weights)
     policy = make_policy("random:3")
-    policy.bind(ds)
+    policy.bind(ds.substrate)
     results = run_day(evaluator, ds, workload, policy)
     layout = Layout(ds.substrate.spec.topology)
     rules = instance_rules(layout, ds.substrate, workload.requests, workload.assignment, 1.0)
@@ -36,26 +37,25 @@ def paper_day(paper_dataset):  # type: ignore[no-untyped-def]
 
 
 def deploy(paper_day, result, current=None):  # type: ignore[no-untyped-def]
-    sub, workload, _, layout, rules = paper_day
-    paths = step_paths(result)
-    em = plan_em_regions(layout, sub, result.placement)
-    staged = Deployment(result.placement, workload.assignment, paths, {}, em)
-    versions = choose_versions(current or {}, all_steering(layout, sub, workload.requests, staged))
-    deployment = Deployment(result.placement, workload.assignment, paths, versions, em)
-    return desired_state(layout, sub, workload.requests, deployment, rules)
+    sub, workload, _, layout, _ = paper_day
+    deployment = deployment_of_step(layout, sub, workload, result, 1.0)
+    versions = choose_versions(current or {}, all_steering(layout, sub, deployment))
+    return desired_state(layout, sub, deployment, versions, plan_em_regions(layout, sub, result.placement))
 
 
 def test_committed_p4_build_matches_the_sources() -> None:
     assert recorded_hash() == sources_hash(), "p4src changed: run `srem p4 compile` and commit p4src/build/"
 
 
-@pytest.mark.skipif(shutil.which("p4c-bm2-ss") is None, reason="p4c-bm2-ss (p4c) not installed")
-def test_program_compiles_without_warnings_to_the_committed_p4info(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from controller.dataplane.p4program import P4INFO
+@pytest.mark.skipif(shutil.which("p4c-bm2-ss") is None or local_version() != pinned_version(),
+                    reason="needs p4c-bm2-ss of the pinned version (p4src/build/COMPILER) on PATH")
+def test_program_compiles_without_warnings_to_the_committed_outputs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from controller.dataplane.p4program import BMV2_JSON, COMPILER, P4INFO
 
     result = compile_program(tmp_path)
     assert result.warnings == ""
-    assert (tmp_path / P4INFO.name).read_text() == P4INFO.read_text()
+    for committed in (P4INFO, BMV2_JSON, COMPILER):
+        assert (tmp_path / committed.name).read_text() == committed.read_text(), f"{committed.name} differs: run `srem p4 compile`"
 
 
 def test_layout_numbers_ports_and_picks_shortest_next_hops(paper_day) -> None:  # type: ignore[no-untyped-def]
@@ -174,7 +174,7 @@ def test_wire_formats_match_the_compiled_headers() -> None:
     import json
 
     from controller.dataplane.p4program import BMV2_JSON
-    from controller.dataplane.wire import EmacRequest, EmacResponse, Nsh
+    from srem_formats.wire import EmacRequest, EmacResponse, Nsh
 
     types = {t["name"]: sum(f[1] for f in t["fields"]) // 8 for t in json.loads(BMV2_JSON.read_text())["header_types"]}
     assert types["emac_request_t"] == EmacRequest.SIZE
