@@ -33,6 +33,7 @@ from controller.model.dataset import Dataset, default_dataset, generate_dataset
 from controller.model.scenario import Scenario, load_scenario, preset_names
 from controller.model.topology import Topology, load_topology
 from controller.policies import policy_names
+from controller.policies.fixed_search import SEARCH as FIXED_SEARCH
 from controller.report import per_hour_table, to_csv, to_json
 from topologies import builtin_names
 
@@ -252,7 +253,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _emit(args, report.to_dict(), per_hour_table(report))
 
 
+def _refuse_flags(args: argparse.Namespace, flags: dict[str, str], why: str) -> None:
+    """A flag given that the command's mode does not use is an error, not silently ignored. flags: dest -> --flag."""
+    for dest, flag in flags.items():
+        if getattr(args, dest) not in (None, False):
+            raise SremError(f"not used {why}", where=flag)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.agent == "best-fixed":
+        _train_best_fixed(args)
+        return
+    _refuse_flags(args, {"budget": "--budget", "sample": "--sample"}, f"by --agent {args.agent} (only by best-fixed)")
     from controller.policies.ddqn_cm import ddqn_cm_config, ddqn_cm_reward
     from controller.rl.agent import TrainConfig
     from controller.rl.training import train
@@ -262,9 +274,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.agent == "ddqn-cm":
         config, reward_fn = ddqn_cm_config(**overrides), ddqn_cm_reward
     else:
-        config, reward_fn = TrainConfig(variant=args.variant, **overrides), None
+        config, reward_fn = TrainConfig(variant=args.variant or "hybrid", **overrides), None
     source = _dataset_source(args)
-    name = args.agent if args.agent == "ddqn-cm" else args.variant
+    name = args.agent if args.agent == "ddqn-cm" else config.variant
     out = Path(args.out or f"results/{experiments.safe_name(_scenario_name(source))}-{name}-seed{config.seed}.pt")
     if not args.resume:
         _refuse_existing(out, args.force, directory=False, hint=", or --resume to continue it")
@@ -277,6 +289,42 @@ def cmd_train(args: argparse.Namespace) -> None:
                 "final_reward": sum(tail) / len(tail) if tail else None, "rewards": run.rewards}
     text = f"wrote {out}: {done} episodes, mean reward of the last tenth {document['final_reward']:.3f}, {run.seconds:.0f} s"
     _emit(args, document, text)
+
+
+def _train_best_fixed(args: argparse.Namespace) -> None:
+    """Search the best fixed placement on the training workloads and write it as a placement file."""
+    from controller.policies.fixed import placement_document
+    from controller.policies.fixed_search import search_with_progress
+
+    _refuse_flags(args, {"variant": "--variant", "episodes": "--episodes", "learning_rate": "--learning-rate",
+                         "discount": "--discount", "resume": "--resume"}, "by --agent best-fixed (a search, not training)")
+    settings = replace(FIXED_SEARCH, **{k: v for k, v in (("budget", args.budget), ("sample", args.sample), ("seed", args.seed))
+                                  if v is not None})
+    source = _dataset_source(args)
+    scenario = _scenario_name(source)
+    out = Path(args.out or f"results/{experiments.safe_name(scenario)}-best-fixed.json")
+    if out.suffix != ".json":
+        raise SremError("a placement file's name ends in .json (fixed:FILE.json reads it)", where="--out")
+    _refuse_existing(out, args.force, directory=False)
+    dataset = _dataset(source, args)
+    result = search_with_progress(dataset, settings, show=not args.quiet)
+    substrate = dataset.substrate
+    measured = {"acceptance_working_hours": result.score.acceptance, "cost_per_workload_day": result.score.cost_per_workload_day,
+                "search": {"start": result.start, "budget": settings.budget, "evaluations": result.evaluations,
+                           "sample": result.workloads, "seed": settings.seed,
+                           "local_optimum": result.converged, "seconds": round(result.seconds, 1)}}
+    document = placement_document(substrate, scenario, result.placement, **measured)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=1) + "\n")
+    os.replace(tmp, out)
+    hosts = ", ".join(f"{k} {h}" for k, h in document["placement"].items())
+    text = (f"wrote {out}: working-hours acceptance {result.score.acceptance:.3f}, cost per workload-day "
+            f"{result.score.cost_per_workload_day:.3f} on {result.workloads} training workloads "
+            f"(from {result.start}, {result.evaluations} placements evaluated in {result.seconds:.0f} s"
+            f"{', a local optimum' if result.converged else ', budget spent'})\n  {hosts}\n"
+            f"  use it with --policy fixed:{out}")
+    _emit(args, {"placement_file": str(out), **{k: v for k, v in document.items() if k not in ("format", "version")}}, text)
 
 
 def _settings(args: argparse.Namespace, full: T, quick: T, **budgets: Any) -> tuple[T, dict[str, Any]]:
@@ -300,10 +348,15 @@ def _methods(args: argparse.Namespace, defaults: dict[str, str], dataset: Datase
     """The defaults with --policy LABEL=SPEC on top (same label: replaced; new label: added), bound up front."""
     given = dict(args.policy)
     methods = experiments.bind_methods(dataset, {**defaults, **given}, given)
+    scenario = dataset.manifest.scenario
     for label, why in methods.left_out.items():
         name = defaults[label].partition(":")[0]
-        _note(f"{label} left out ({why}); to include it, pass --policy '{label}={name}:CHECKPOINT' "
-              f"with a checkpoint trained on {dataset.manifest.scenario}")
+        if name == "fixed":
+            hint = (f"pass --policy '{label}=fixed:FILE' with a placement file searched on {scenario} "
+                    f"(srem train --agent best-fixed --scenario {scenario})")
+        else:
+            hint = f"pass --policy '{label}={name}:CHECKPOINT' with a checkpoint trained on {scenario}"
+        _note(f"{label} left out ({why}); to include it, {hint}")
     return methods
 
 
@@ -432,8 +485,9 @@ def _experiment_parsers(sub: argparse._SubParsersAction, parents: list[argparse.
     gap, gapq = experiments.GAP, experiments.GAP_QUICK
     methods = ", ".join(f"{label}={spec}" for label, spec in experiments.METHODS.items())
     policy_help = (f"LABEL=SPEC or SPEC (labelled by itself): replaces the method of that label or adds one; repeatable. "
-                   f"The methods: {methods}. srem and ddqn-cm load checkpoints shipped for the paper network; on another "
-                   f"network they are left out with a note unless given here, e.g. --policy SR-EM=srem:results/small-hybrid-seed0.pt")
+                   f"The methods: {methods}. srem and ddqn-cm load checkpoints, fixed:best a placement file, shipped for the "
+                   f"paper network; on another network they are left out with a note unless given here, e.g. "
+                   f"--policy SR-EM=srem:results/small-hybrid-seed0.pt")
     out_help = "output directory (default results/EXPERIMENT-SCENARIO[-POLICY...][-quick][-FLAGVALUE...])"
 
     def add(name: str, func: Callable[[argparse.Namespace], None], help_text: str, quick_text: str,
@@ -503,7 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset directory (default: the scenario's dataset, generated once and cached)")
     p.add_argument("--policy", default="static", metavar="SPEC",
                    help=f"NAME, NAME:ARG or module.path:ClassName[:ARG] (default static); NAME is one of {', '.join(policy_names())} "
-                        "(srem[:CHECKPOINT], ddqn-cm[:CHECKPOINT], random[:SEED], ilp[:SECONDS per step])")
+                        "(srem[:CHECKPOINT], ddqn-cm[:CHECKPOINT], random[:SEED], ilp[:SECONDS per step], "
+                        "fixed:servers|em:SWITCH|lm:SWITCH|round-robin|best|FILE.json)")
     p.add_argument("--split", default="test", choices=["train", "test"], help="the dataset's workloads to run (default test)")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N workloads")
     p.add_argument("--csv", default=None,
@@ -511,17 +566,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite the CSV if it exists")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train", help="train the SR-EM agent (or the DDQN-CM baseline); checkpoints are resumable", parents=[json_flag, quiet_flag])
+    p = sub.add_parser("train", help="train the SR-EM agent (or the DDQN-CM baseline; checkpoints are resumable), or search "
+                       "the best fixed placement (--agent best-fixed)", parents=[json_flag, quiet_flag])
     p.add_argument("--scenario", default=None, help="preset name or scenario YAML file (default: paper)")
     p.add_argument("--data", default=None, help="dataset directory (default: the scenario's cached dataset)")
-    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm"], help="default srem")
-    p.add_argument("--variant", default="hybrid", choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters (default hybrid)")
+    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm", "best-fixed"],
+                   help="default srem; best-fixed: local search for the one placement of every step with the best "
+                        "working-hours acceptance (then least cost) on the training workloads, written as a placement file "
+                        "for --policy fixed:FILE")
+    p.add_argument("--variant", default=None, choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters (default hybrid)")
     p.add_argument("--episodes", type=positive_int, default=None, help="episodes (default 12000)")
     p.add_argument("--seed", type=non_negative_int, default=None,
-                   help="seed of the network's initialisation, exploration and replay sampling (default 0)")
+                   help="seed of the network's initialisation, exploration and replay sampling; for best-fixed, of the "
+                        "workload sample and the search order (default 0)")
     p.add_argument("--learning-rate", type=positive_float, default=None, help="default 0.2 (the paper's)")
     p.add_argument("--discount", type=unit_interval, default=None, help="default 0.3 (the paper's)")
-    p.add_argument("--out", default=None, help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt)")
+    p.add_argument("--budget", type=positive_int, default=None,
+                   help=f"best-fixed: placements to evaluate at most (default {FIXED_SEARCH.budget})")
+    p.add_argument("--sample", type=positive_int, default=None,
+                   help=f"best-fixed: training workloads to judge them on (default {FIXED_SEARCH.sample})")
+    p.add_argument("--out", default=None,
+                   help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt); for best-fixed the placement file "
+                        "(default results/SCENARIO-best-fixed.json)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes")
     p.add_argument("--force", action="store_true", help="overwrite the checkpoint at --out (start afresh)")
     p.set_defaults(func=cmd_train)

@@ -82,7 +82,8 @@ class ExactSolution:
     """Requests the program accepts (with its fixed paths and free admission)."""
     cost: float
     status: str
-    """'optimal' when both phases were proven, else 'time limit' (best found, with its gap)."""
+    """'optimal', 'time limit' (best found, with its gap) or 'no solution' (none found in time: the
+    previous placement is kept)."""
     gap: float
     """Relative MIP gap of the cost phase (0 when optimal)."""
     accepted_bound: float
@@ -158,7 +159,7 @@ def solve_step(evaluator: StepEvaluator, workload: Workload, step: int, previous
     for l, terms in enumerate(link_terms):
         if terms:
             prog.row(-np.inf, evaluator.link_capacity[l], terms)
-    return _solve(prog, x, y, cost, time_limit_s, len(sub.instances))
+    return _solve(prog, x, y, cost, time_limit_s, previous)
 
 
 def _highs(time_limit_s: float) -> highspy.Highs:
@@ -171,22 +172,31 @@ def _highs(time_limit_s: float) -> highspy.Highs:
     return h
 
 
-def _solve(prog: _Program, x: dict, y: list[int], cost: dict[int, float], time_limit_s: float, num_instances: int) -> ExactSolution:
+def _found(h: highspy.Highs) -> bool:
+    return h.getInfo().primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+
+
+def _solve(prog: _Program, x: dict, y: list[int], cost: dict[int, float], time_limit_s: float,
+           previous: Placement) -> ExactSolution:
     h = _highs(time_limit_s / 2)
     h.passModel(prog.to_highs({col: 1.0 for col in y}, maximise=True))
     h.run()
     first_optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
     info = h.getInfo()
     bound = float(info.mip_dual_bound)
-    best = round(float(info.objective_function_value))
+    # Without an incumbent the first phase proved nothing: accepting none is always feasible.
+    best = round(float(info.objective_function_value)) if _found(h) else 0
     seconds = h.getRunTime()
     prog.row(best - 0.5, np.inf, {col: 1.0 for col in y})
     h2 = _highs(max(time_limit_s - seconds, 1.0))
     h2.passModel(prog.to_highs(cost, maximise=False))
     h2.run()
+    if not _found(h2):
+        return ExactSolution(placement=previous, accepted=0, cost=float("nan"), status="no solution", gap=float("inf"),
+                             accepted_bound=bound, seconds=seconds + h2.getRunTime())
     status = "optimal" if first_optimal and h2.getModelStatus() == highspy.HighsModelStatus.kOptimal else "time limit"
     values = h2.getSolution().col_value
-    placement = [0] * num_instances
+    placement = [0] * len(previous)
     for (k, host), col in x.items():
         if values[col] > 0.5:
             placement[k] = host

@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-METHODS: Mapping[str, str] = {"SR-EM": "srem", "LAG": "lag", "DDQN-CM": "ddqn-cm", "RANDOM": "random", "static": "static"}
-"""The paper's comparison, label -> policy spec. `srem` and `ddqn-cm` load the checkpoints shipped for
-the `paper` scenario's network; on another network they need a checkpoint trained for it."""
+METHODS: Mapping[str, str] = {"SR-EM": "srem", "LAG": "lag", "DDQN-CM": "ddqn-cm", "RANDOM": "random", "static": "static",
+                               "greedy-slack": "greedy-slack", "best-fixed": "fixed:best"}
+"""The paper's comparison and two EM-aware baselines it did not have, label -> policy spec. `srem` and
+`ddqn-cm` load the checkpoints, `fixed:best` the placement file (controller/policies/trained/), shipped
+for the `paper` scenario's network; on another network they need one made for it."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Fig6Settings:
     """Fig. 6: every method over the test workloads, per hour."""
 
     scenario: str = "paper"
-    """The shipped SR-EM and DDQN-CM checkpoints are trained for it."""
+    """The shipped SR-EM and DDQN-CM checkpoints and best fixed placement are made for it."""
     limit: int | None = None
     """The first N test workloads; None: all."""
     methods: Mapping[str, str] = field(default_factory=lambda: dict(METHODS))
@@ -116,7 +118,7 @@ def bind_methods(dataset: Dataset, methods: Mapping[str, str], given: Collection
     """Every method's policy, bound to the dataset's network now, so that a checkpoint that does not
     fit fails before hours of evaluation and before anything is written.
 
-    A default method that does not bind (its shipped checkpoint is for another network) is left out,
+    A default method that does not bind (its shipped checkpoint or placement file is for another network) is left out,
     with the reason; a method the user named (its label in `given`) must bind. (`evaluate_policy`
     binds again: reloading a checkpoint takes milliseconds.)
     """

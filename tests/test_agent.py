@@ -184,3 +184,18 @@ def test_exact_solver_solves_a_small_step_to_optimality(small_dataset):
     static = ev.evaluate(wl, 2, wl.initial_placement, wl.initial_placement)
     assert solution.status == "optimal" and judged.feasible
     assert solution.accepted >= static.accepted and judged.accepted >= static.accepted
+
+
+def test_exact_solver_answers_when_a_phase_finds_no_incumbent(paper_dataset):
+    """A `paper` step is far too large for a millisecond: the first phase ends without an incumbent
+    (its objective is infinite, which once crashed the solver); the answer is still a valid
+    placement: the second phase's, or the previous one when that found nothing either."""
+    from controller.exact import solve_step
+
+    ev = StepEvaluator(paper_dataset.substrate, paper_dataset.objective_weights)
+    wl = paper_dataset.test[0]
+    solution = solve_step(ev, wl, 0, wl.initial_placement, time_limit_s=1e-3)
+    assert solution.status in ("no solution", "time limit")
+    if solution.status == "no solution":
+        assert solution.placement == wl.initial_placement and solution.accepted == 0
+    assert ev.evaluate(wl, 0, wl.initial_placement, solution.placement).feasible

@@ -124,7 +124,7 @@ def test_experiment_fig6_writes_csv_plots_and_table(tmp_path, paper_dataset):
     assert {p.name for p in out.iterdir()} == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
     assert "| 10:00 |" in proc.stdout and "SR-EM" in proc.stdout and "DDQN-CM" in proc.stdout
     rows = (out / "fig6.csv").read_text().splitlines()
-    assert len(rows) == 1 + 5 * 6
+    assert len(rows) == 1 + 7 * 6
 
 
 def test_experiment_fig5_quick(tmp_path, small_dataset):

@@ -48,7 +48,7 @@ def test_an_experiment_refuses_flags_it_does_not_use(capsys, in_tmp, experiment:
 def test_defaults_live_with_the_experiments():
     assert not hasattr(cli, "FIG6_POLICIES")
     assert dict(experiments.FIG6.methods) == dict(experiments.GAP.methods) == dict(experiments.METHODS)
-    assert list(experiments.METHODS) == ["SR-EM", "LAG", "DDQN-CM", "RANDOM", "static"]
+    assert list(experiments.METHODS) == ["SR-EM", "LAG", "DDQN-CM", "RANDOM", "static", "greedy-slack", "best-fixed"]
     assert (experiments.FIG5.scenario, experiments.FIG5.episodes, experiments.FIG5.seeds) == ("paper", 12000, 3)
     assert (experiments.FIG5_QUICK.scenario, experiments.FIG6_QUICK.limit, experiments.GAP.scenario) == ("small", 30, "small")
 
@@ -66,12 +66,14 @@ def test_shipped_checkpoints_join_on_paper_and_are_left_out_elsewhere(paper_data
     on_paper = experiments.bind_methods(paper_dataset, experiments.GAP.methods, given=())
     assert [m.label for m in on_paper.bound] == list(experiments.METHODS) and not on_paper.left_out
     on_small = experiments.bind_methods(small_dataset, experiments.GAP.methods, given=())
-    assert [m.label for m in on_small.bound] == ["LAG", "RANDOM", "static"]
-    assert set(on_small.left_out) == {"SR-EM", "DDQN-CM"} and "paper-hybrid.pt" in on_small.left_out["SR-EM"]
+    assert [m.label for m in on_small.bound] == ["LAG", "RANDOM", "static", "greedy-slack"]
+    assert set(on_small.left_out) == {"SR-EM", "DDQN-CM", "best-fixed"} and "paper-hybrid.pt" in on_small.left_out["SR-EM"]
+    assert "paper-best-fixed.json" in on_small.left_out["best-fixed"] and "another network" in on_small.left_out["best-fixed"]
     with pytest.raises(SremError):  # a method the user names must fit
         experiments.bind_methods(small_dataset, {"SR-EM": "srem"}, given=("SR-EM",))
     mine = experiments.bind_methods(small_dataset, {**experiments.METHODS, "SR-EM": f"srem:{small_checkpoint}"}, given=("SR-EM",))
-    assert [m.label for m in mine.bound] == ["SR-EM", "LAG", "RANDOM", "static"] and set(mine.left_out) == {"DDQN-CM"}
+    assert [m.label for m in mine.bound] == ["SR-EM", "LAG", "RANDOM", "static", "greedy-slack"]
+    assert set(mine.left_out) == {"DDQN-CM", "best-fixed"}
 
 
 def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_checkpoint):
@@ -79,15 +81,18 @@ def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_
     status, out, err = run(capsys, *args, "--json")
     assert status == 0, err
     doc = json.loads(out)
-    assert list(doc["policies"]) == ["SR-EM", "LAG", "RANDOM", "static"] and list(doc["left_out"]) == ["DDQN-CM"]
+    assert list(doc["policies"]) == ["SR-EM", "LAG", "RANDOM", "static", "greedy-slack"]
+    assert list(doc["left_out"]) == ["DDQN-CM", "best-fixed"]
     assert doc["policies"]["SR-EM"]["spec"] == f"srem:{small_checkpoint}" and doc["policies"]["SR-EM"]["policy"] == "srem"
     assert doc["policies"]["LAG"]["workloads"] == 2
     notes = err.strip().splitlines()
-    assert len(notes) == 1 and notes[0].startswith("srem: note: DDQN-CM left out") and "--policy 'DDQN-CM=ddqn-cm:CHECKPOINT'" in notes[0]
+    assert len(notes) == 2 and notes[0].startswith("srem: note: DDQN-CM left out") and "--policy 'DDQN-CM=ddqn-cm:CHECKPOINT'" in notes[0]
+    assert notes[1].startswith("srem: note: best-fixed left out") and "--policy 'best-fixed=fixed:FILE'" in notes[1]
+    assert "srem train --agent best-fixed --scenario small" in notes[1]
     out_dir = in_tmp / doc["out"]
     assert doc["out"] == "results/" + "-".join(["fig6-small", experiments.safe_name(f"SR-EM=srem:{small_checkpoint}"), "limit2"])
     assert set(_files(out_dir)) == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
-    assert len((out_dir / "fig6.csv").read_text().splitlines()) == 1 + 4 * 6
+    assert len((out_dir / "fig6.csv").read_text().splitlines()) == 1 + 5 * 6
 
     before = _files(out_dir)
     one_line_error(run(capsys, *args), doc["out"], "--force")
@@ -125,8 +130,10 @@ def test_gap_compares_every_method_in_json(capsys, in_tmp, small_dataset):
     assert status == 0, err
     doc = json.loads(out)
     assert doc["out"] == "results/gap-small-limit1-time-limit1" and doc["workloads"] == 1 and doc["steps"] == 6
-    assert list(doc["methods"]) == ["LAG", "RANDOM", "static", "optimum"] and set(doc["left_out"]) == {"SR-EM", "DDQN-CM"}
-    assert [line.split(" left out")[0] for line in err.strip().splitlines()] == ["srem: note: SR-EM", "srem: note: DDQN-CM"]
+    assert list(doc["methods"]) == ["LAG", "RANDOM", "static", "greedy-slack", "optimum"]
+    assert set(doc["left_out"]) == {"SR-EM", "DDQN-CM", "best-fixed"}
+    assert [line.split(" left out")[0] for line in err.strip().splitlines()] == \
+        ["srem: note: SR-EM", "srem: note: DDQN-CM", "srem: note: best-fixed"]
     optimum = doc["methods"]["optimum"]
     assert optimum["spec"] == "ilp:1" and optimum["acceptance_gap"] == 0 and optimum["cost_gap_relative"] == 0
     for method in doc["methods"].values():
@@ -134,4 +141,4 @@ def test_gap_compares_every_method_in_json(capsys, in_tmp, small_dataset):
         assert method["acceptance_ratio"] == pytest.approx(method["accepted_total"] / method["requests_total"])
         assert method["acceptance_gap"] == pytest.approx(method["acceptance_ratio"] - optimum["acceptance_ratio"])
         assert method["cost_gap_relative"] == pytest.approx(method["cost_per_workload_day"] / optimum["cost_per_workload_day"] - 1)
-    assert (in_tmp / doc["out"] / "gap.md").read_text().count("\n| ") == 4 + 1
+    assert (in_tmp / doc["out"] / "gap.md").read_text().count("\n| ") == 5 + 1

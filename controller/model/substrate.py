@@ -10,6 +10,8 @@ the server itself, or the switch for its LM and EM.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
@@ -188,6 +190,13 @@ class Substrate:
 
     def to_dict(self) -> dict[str, Any]:
         return self.spec.model_dump(mode="json")
+
+
+def substrate_hash(substrate: Substrate) -> str:
+    """SHA-256 of the substrate file's canonical JSON: what a trained policy or a placement file was made for.
+
+    Here, with the model, so a policy that checks it (a placement file) need not import torch."""
+    return hashlib.sha256(json.dumps(substrate.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def substrate_from_dict(data: Any, where: str) -> Substrate:

@@ -67,6 +67,8 @@ BUILTIN: dict[str, str] = {
     "random": "controller.policies.random_policy:RandomPolicy",
     "static": "controller.policies.static:StaticPolicy",
     "ilp": "controller.policies.ilp:IlpPolicy",
+    "greedy-slack": "controller.policies.greedy_slack:GreedySlackPolicy",
+    "fixed": "controller.policies.fixed:FixedPolicy",
 }
 """Built-in policies by name -> `module:Class`, imported on first use."""
 

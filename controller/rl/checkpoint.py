@@ -10,8 +10,6 @@ to resume training, to the dataset's scenario too.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,14 +18,10 @@ import torch
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
-from controller.model.substrate import Substrate
+from controller.model.substrate import Substrate, substrate_hash
 
 FORMAT = "srem-policy"
 VERSION = 1
-
-
-def substrate_hash(substrate: Substrate) -> str:
-    return hashlib.sha256(json.dumps(substrate.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def save_checkpoint(path: Path, dataset: Dataset, payload: dict[str, Any]) -> None:

@@ -1,0 +1,142 @@
+"""`fixed:ARG`: one placement for every step of every workload - the same host for each instance, always.
+
+The first step moves every instance from the workload's initial placement (cheapest servers) to its
+fixed host; after that nothing moves, so no request ever waits for a reconfiguration again. ARG:
+
+- `servers`: every instance on the cheapest server that holds it (the workloads' initial placement,
+  so this equals `static`);
+- `em:SWITCH`: every instance in SWITCH's external memory;
+- `lm:SWITCH`: as many instances as fit in SWITCH's local memory, smallest first (the most of them),
+  the rest on the cheapest servers;
+- `round-robin`: instance i in the EM of switch i mod W (switches in topology order);
+- `FILE.json`: a placement file (format `srem-placement`, below), e.g. the best fixed placement that
+  `srem train --agent best-fixed` found on the training workloads (`best`: the one shipped for the
+  `paper` scenario, controller/policies/trained/paper-best-fixed.json).
+
+A placement file is JSON: `{"format": "srem-placement", "version": 1, "scenario": NAME,
+"substrate_hash": HASH, "placement": {"firewall#0": "em:c2", ...}}` with every instance named once;
+other keys (what the search measured) are kept for the reader. Binding checks the file was made for
+this substrate (`substrate_hash`, the same as a checkpoint's) and that the placement respects storage
+and the RDMA tables (eq. 7), each in one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from controller.errors import SremError
+from controller.model.constraints import storage_violations
+from controller.model.feasibility import fits
+from controller.model.substrate import Substrate, substrate_hash
+from controller.model.workload import Placement, Workload, cheapest_server_placement
+from controller.policies.base import Observation, Policy, register
+
+FORMAT = "srem-placement"
+VERSION = 1
+SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-best-fixed.json"
+"""`fixed:best`: the best fixed placement found on the `paper` training workloads."""
+FORMS = "servers, em:SWITCH, lm:SWITCH, round-robin, best or FILE.json"
+
+
+def simple_placement(substrate: Substrate, form: str) -> Placement:
+    """One of the simple fixed placements by its ARG (`servers`, `em:SWITCH`, `lm:SWITCH`, `round-robin`)."""
+    servers = cheapest_server_placement(substrate)
+    if form == "servers":
+        return servers
+    if form == "round-robin":
+        names = substrate.switch_names
+        return tuple(substrate.host_index[f"em:{names[k % len(names)]}"] for k in range(len(substrate.instances)))
+    kind, _, switch = form.partition(":")
+    if switch not in substrate.switch_names:
+        raise SremError(f"fixed:{form}: no switch {switch!r} (switches: {', '.join(substrate.switch_names)})", where="--policy")
+    host = substrate.host_index[f"{kind}:{switch}"]
+    if kind == "em":
+        return (host,) * len(substrate.instances)
+    placement, room = list(servers), substrate.hosts[host].storage_mb
+    for k in sorted(range(len(placement)), key=lambda k: (substrate.instances[k].type.storage_mb, k)):
+        size = substrate.instances[k].type.storage_mb
+        if fits(room, size):
+            placement[k], room = host, room - size
+    return tuple(placement)
+
+
+def simple_forms(substrate: Substrate) -> list[str]:
+    """Every simple fixed placement's ARG on this substrate."""
+    return ["servers", *(f"{kind}:{s}" for kind in ("em", "lm") for s in substrate.switch_names), "round-robin"]
+
+
+def placement_document(substrate: Substrate, scenario: str, placement: Placement, **measured: Any) -> dict[str, Any]:
+    """A placement file's content."""
+    return {"format": FORMAT, "version": VERSION, "scenario": scenario, "substrate_hash": substrate_hash(substrate),
+            **measured, "placement": {substrate.instances[k].name: substrate.hosts[h].name for k, h in enumerate(placement)}}
+
+
+def load_placement(path: Path, substrate: Substrate) -> Placement:
+    """The placement a file holds, refused in one line unless it was made for `substrate` and respects storage."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SremError("no such placement file", where=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SremError(f"not a readable placement file ({exc})", where=path) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SremError(f"not a {FORMAT} file", where=path)
+    if doc.get("version") != VERSION:
+        raise SremError(f"placement file version {doc.get('version')!r}, this srem reads {VERSION}", where=path)
+    ours = substrate_hash(substrate)
+    if doc.get("substrate_hash") != ours:
+        raise SremError(f"placement is for another network: scenario {doc.get('scenario')}, substrate "
+                        f"{str(doc.get('substrate_hash'))[:12]}; this one is substrate {ours[:12]}", where=path)
+    hosts = doc.get("placement")
+    if not isinstance(hosts, dict):
+        raise SremError("no placement object", where=path, key="placement")
+    missing = [i.name for i in substrate.instances if i.name not in hosts]
+    unknown = [name for name in hosts if name not in substrate.instance_index]
+    if missing or unknown:
+        what = f"no host for {missing[0]!r}" if missing else f"unknown instance {unknown[0]!r}"
+        raise SremError(what, where=path, key="placement")
+    for name, host in hosts.items():
+        if host not in substrate.host_index:
+            raise SremError(f"unknown host {host!r}", where=path, key=f"placement.{name}")
+    placement = tuple(substrate.host_index[hosts[i.name]] for i in substrate.instances)
+    check_fits(substrate, placement, path)
+    return placement
+
+
+def check_fits(substrate: Substrate, placement: Placement, where: str | Path) -> None:
+    """Eq. 7 for a fixed placement, once: a host over its storage or RDMA table is refused in one line."""
+    violations = storage_violations(substrate, placement)
+    if violations:
+        raise SremError(f"placement does not fit: {next(iter(violations.values()))}", where=where)
+
+
+@register("fixed")
+class FixedPolicy(Policy):
+    def __init__(self, arg: str | None = None) -> None:
+        if not arg:
+            raise SremError(f"policy fixed needs an argument: fixed:ARG, ARG one of {FORMS}", where="--policy")
+        kind, _, rest = arg.partition(":")
+        simple = arg in ("servers", "round-robin") or (kind in ("em", "lm") and rest)
+        if not (simple or arg == "best" or arg.endswith(".json")):
+            raise SremError(f"policy fixed: unknown placement {arg!r} (one of {FORMS})", where="--policy")
+        self.arg = arg
+        self.placement: Placement | None = None
+        self.substrate: Substrate | None = None
+
+    def bind(self, substrate: Substrate) -> None:
+        if self.arg == "best" or self.arg.endswith(".json"):
+            self.placement = load_placement(SHIPPED if self.arg == "best" else Path(self.arg), substrate)
+        else:
+            self.placement = simple_placement(substrate, self.arg)
+            check_fits(substrate, self.placement, f"--policy fixed:{self.arg}")
+        self.substrate = substrate
+
+    def reset(self, substrate: Substrate, workload: Workload) -> None:
+        if self.substrate is not substrate:
+            self.bind(substrate)
+
+    def decide(self, observation: Observation) -> Placement:
+        assert self.placement is not None, "bind() the policy to a substrate first"
+        return self.placement
