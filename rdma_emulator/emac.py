@@ -1,10 +1,12 @@
 """The External Memory Access Controller: answers a switch's table misses from external memory.
 
 srem.p4 sends a packet whose function lives in EM out of its EMAC port with an EMAC request header
-(controller/dataplane/wire.py) naming the memory server, region and rkey of the instance's table
+(srem_formats/wire.py) naming the memory server, region and rkey of the instance's table
 and the lookup key. The EMAC reads the table's header (once per region: regions are immutable),
-walks the hash table with the n_f reads the layout prescribes (controller/dataplane/em_table.py),
-and sends the packet back with a response header carrying the rule's action, or a miss.
+walks the hash table with the n_f reads the layout prescribes (srem_formats/em_table.py),
+and sends the packet back with a response header carrying the rule's action, or a miss. The answer
+echoes the request's switch, instance, type and sequence number and the packet comes back unchanged
+behind it: the switch matches the answer to its request by these and drops what matches nothing.
 
 The request carries everything needed, so the EMAC holds no copy of the placement and one process
 can serve several switches: `attach` it to each switch's EMAC port (an interface, AF_PACKET) or to

@@ -8,7 +8,7 @@ from enum import IntEnum
 
 
 class VnfKind(IntEnum):
-    """The VNF_* codes of p4src/include/headers.p4."""
+    """The VNF_* codes of p4src/include/define.p4."""
 
     FIREWALL = 1
     NAT = 2
@@ -17,7 +17,7 @@ class VnfKind(IntEnum):
 
 
 class Action(IntEnum):
-    """The EMAC_ACTION_* codes of p4src/include/headers.p4."""
+    """The EMAC_ACTION_* codes of p4src/include/define.p4."""
 
     PERMIT = 0
     DENY = 1

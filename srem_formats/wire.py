@@ -1,7 +1,12 @@
 """Byte layouts srem.p4 puts on the wire: NSH with the version TLV, and the EMAC request and response.
 
-Mirrors p4src/include/headers.p4 (a test checks the sizes against the compiled program). The EMAC
-and the testbed's server agents encode and decode packets with these, never with ad-hoc offsets.
+Mirrors p4src/include/header.p4 and the constants of define.p4 (tests check the sizes against the
+compiled program and the constants against the source). The EMAC and the testbed's server agents
+encode and decode packets with these, never with ad-hoc offsets.
+
+The EMAC answers with the request's switch, instance, type and sequence number and returns the
+packet behind the header unchanged: the switch applies an answer only if all of these match a
+request it sent and has not had answered (p4src/include/control/emac.p4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""A packet walked through switch states the way srem.p4 would treat it: the tests' reference data plane."""
+"""A packet walked through switch states the way srem.p4 would treat it: the tests' reference data plane.
+
+It follows the chain's steering from its source switch and, like the switch, takes a packet only
+from a port whose role lets it send that packet: NSH arriving from another switch needs a link port
+there, and a packet a server sends back needs the server_return entry for that (port, SPI, SI,
+version).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,31 @@ from dataclasses import dataclass, field
 
 from controller.dataplane import entries as E
 from controller.dataplane.entries import Exact, SwitchState, TableEntry
-from controller.dataplane.layout import Layout
+from controller.dataplane.layout import HOST_PORT, Layout, PortRole
 from srem_formats.flows import Flow
+
+ROLE_ACTIONS = {"SremIngress.host_port": PortRole.HOST}
 
 
 @dataclass
 class Walk:
     outcome: str
-    """'delivered', 'rejected', 'unclassified' or 'miss at SWITCH'."""
+    """'delivered', 'rejected', 'unclassified', 'miss at SWITCH', 'rdma index miss at SWITCH',
+    'untrusted port at SWITCH' or 'server return refused at SWITCH'."""
     processed: list[tuple[str, int]] = field(default_factory=list)
     """(where, instance) in order: a switch name for LM/EM, a server name."""
     end: str = ""
     version: int | None = None
+    hops: list[tuple[str, int]] = field(default_factory=list)
+    """(switch, destination MAC) of every forward to another switch."""
+
+
+def port_role(state: SwitchState, port: int) -> PortRole | None:
+    """The role a switch state gives a port, None without one."""
+    entry = state.get(("table", E.PORT_ROLE, (("port", Exact(port)),), 0))
+    if not isinstance(entry, TableEntry):
+        return None
+    return ROLE_ACTIONS.get(entry.action) or PortRole(dict(entry.params)["role"])
 
 
 def classify(state: SwitchState, flow: Flow) -> TableEntry | None:
@@ -31,6 +50,8 @@ def classify(state: SwitchState, flow: Flow) -> TableEntry | None:
 
 
 def walk(layout: Layout, states: dict[str, SwitchState], source: str, flow: Flow, version_override: int | None = None) -> Walk:
+    if port_role(states[source], HOST_PORT) is not PortRole.HOST:
+        return Walk(f"untrusted port at {source}")
     entry = classify(states[source], flow)
     if entry is None:
         return Walk("unclassified")
@@ -49,10 +70,20 @@ def walk(layout: Layout, states: dict[str, SwitchState], source: str, flow: Flow
             return result
         p = dict(steer.params)
         if steer.action == "SremIngress.forward":
-            where = by_port[where][p["port"]]
+            there = by_port[where][p["port"]]
+            result.hops.append((where, p["dst_mac"]))
+            if port_role(states[there], layout.port(there, where)) is not PortRole.LINK:
+                result.outcome = f"untrusted port at {there}"
+                return result
+            where = there
         elif steer.action == "SremIngress.to_server":
             result.processed.append((by_port[where][p["port"]], p["instance"]))
             si -= 1
+            back = ("table", E.SERVER_RETURN, (("config_version", Exact(version)), ("port", Exact(p["port"])),
+                                               ("si", Exact(si)), ("spi", Exact(spi))), 0)
+            if port_role(states[where], p["port"]) is not PortRole.SERVER or back not in states[where]:
+                result.outcome = f"server return refused at {where}"
+                return result
         elif steer.action in ("SremIngress.process_lm", "SremIngress.process_em"):
             if steer.action.endswith("em") and ("table", E.RDMA_INDEX, (("instance", Exact(p["instance"])),), 0) not in states[where]:
                 result.outcome = f"rdma index miss at {where}"

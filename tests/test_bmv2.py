@@ -25,6 +25,7 @@ import pytest
 
 from controller.dataplane import entries as E
 from controller.dataplane.deploy import Deployer
+from controller.dataplane.entries import DropReason
 from controller.dataplane.external_memory import ExternalMemory
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
 from controller.dataplane.p4info import P4Schema
@@ -42,7 +43,7 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"needs {' and '.join(MISSING)} (BMv2 simple_switch_grpc, iproute2)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
-DROP_CHAIN_REJECTED = 3
+DROP_CHAIN_REJECTED = DropReason.CHAIN_REJECTED
 CLONE_NEWNET = 0x40000000
 
 
@@ -214,6 +215,10 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
         assert len(dscp) == 1 and dscp[0][IP].tos >> 2 == rule.dscp
         assert in_netns(netns, procs[1].metrics)["srem_emac_lookups_total{result=hit}"] == 2
         assert s1.read_counter(E.VNF_COUNTER, classifier)[classifier][0] == 1
+        # Every answer of the real EMAC matched the request it answered; no frame came from where it may not.
+        for client in (s1, s2):
+            drops = client.read_counter(E.DROP_COUNTER)
+            assert {r: drops[r][0] for r in DropReason if drops[r][0] and r is not DropReason.CHAIN_REJECTED} == {}
     finally:
         plane.close()
         for proc in procs:

@@ -9,8 +9,8 @@ import pytest
 from controller.dataplane import entries as E
 from controller.dataplane.builder import all_steering, deployment_of_step, desired_state, plan_em_regions
 from controller.dataplane.consistency import choose_versions, plan_update
-from controller.dataplane.entries import Exact, Op, TableEntry, Ternary, table_entry
-from controller.dataplane.layout import Layout
+from controller.dataplane.entries import Exact, Op, TableEntry, Ternary, describe, table_entry
+from controller.dataplane.layout import CPU_PORT, EMAC_PORT, HOST_PORT, Layout, PortRole
 from controller.dataplane.p4info import EntryError, P4Schema
 from controller.dataplane.p4program import compile_program, local_version, pinned_version, recorded_hash, sources_hash
 from controller.dataplane.rules import chain_flow, instance_rules, kind_of
@@ -19,7 +19,7 @@ from controller.evaluation import run_day
 from controller.model.evaluator import StepEvaluator
 from controller.model.substrate import HostKind
 from controller.policies.base import make_policy
-from dataplane_walk import walk
+from dataplane_walk import port_role, walk
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,81 @@ def test_layout_numbers_ports_and_picks_shortest_next_hops(paper_day) -> None:  
     assert layout.next_hop("e1", "e3") in ("a1", "a2")
     assert layout.next_hop("a1", "e3") in ("c1", "c2")
     assert layout.memory_server("e3").switch == "e3"
+
+
+def test_every_port_has_its_role_and_a_host_port_its_hosts_address(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, _, results, layout, _ = paper_day
+    states = deploy(paper_day, results[0])
+    for name, switch in layout.switches.items():
+        roles = {port: port_role(states[name], port) for port in (HOST_PORT, EMAC_PORT, CPU_PORT, *switch.ports.values())}
+        assert roles[HOST_PORT] is PortRole.HOST and roles[EMAC_PORT] is PortRole.EMAC and roles[CPU_PORT] is PortRole.CPU
+        for neighbour, port in switch.ports.items():
+            assert roles[port] is (PortRole.SERVER if neighbour in layout.servers else PortRole.LINK), (name, neighbour)
+        [host] = [e for e in states[name].values() if isinstance(e, TableEntry) and e.action == "SremIngress.host_port"]
+        assert dict(host.params) == {"host_addr": int(switch.host_ip)}
+        assert sum(isinstance(e, TableEntry) and e.table == E.PORT_ROLE for e in states[name].values()) == len(roles)
+
+
+def test_every_hop_is_addressed_to_the_next_switch_or_server(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, _, results, layout, _ = paper_day
+    states = deploy(paper_day, results[0])
+    macs = {int(s.mac.replace(":", ""), 16): n for n, s in [*layout.switches.items(), *layout.servers.items()]}
+    hosts = {int(s.host_mac.replace(":", ""), 16): n for n, s in layout.switches.items()}
+    by_port = {n: {p: m for m, p in s.ports.items()} for n, s in layout.switches.items()}
+    checked = 0
+    for name, state in states.items():
+        for e in state.values():
+            if not isinstance(e, TableEntry) or e.action not in ("SremIngress.forward", "SremIngress.route", "SremIngress.to_server"):
+                continue
+            p = dict(e.params)
+            mac = p.get("dst_mac", p.get("server_mac"))
+            if p["port"] == HOST_PORT:
+                assert hosts[mac] == name
+            else:
+                assert macs[mac] == by_port[name][p["port"]], describe(e)
+            checked += 1
+    assert checked > 100
+
+
+def test_em_instances_carry_their_meter_cells(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, _, results, _, rules = paper_day
+    seen = set()
+    for result in results:
+        for state in deploy(paper_day, result).values():
+            for e in state.values():
+                if isinstance(e, TableEntry) and e.table == E.RDMA_INDEX:
+                    k = dict(e.match)["instance"].value  # type: ignore[union-attr]
+                    p = dict(e.params)
+                    if kind_of(sub, k) is VnfKind.RATE_LIMITER:
+                        cells = sorted(r.meter_index for r in rules[k])
+                        assert (p["meter_base"], p["meter_count"]) == (cells[0], len(cells))
+                    else:
+                        assert (p["meter_base"], p["meter_count"]) == (0, 0)
+                    seen.add(kind_of(sub, k))
+    assert VnfKind.RATE_LIMITER in seen and len(seen) > 1
+
+
+def test_the_walk_stops_where_a_port_may_not_send_what_it_got(paper_day) -> None:  # type: ignore[no-untyped-def]
+    sub, workload, results, layout, _ = paper_day
+    result = results[0]
+    states = deploy(paper_day, result)
+    request, instances = next((r, a) for r, a, o in zip(workload.requests, workload.assignment, result.requests)
+                              if o.accepted and any(sub.hosts[result.placement[k]].kind is HostKind.SERVER for k in a)
+                              and r.source != r.target)
+    source = sub.node_names[request.source]
+    flow = chain_flow(layout, sub, request)
+    assert walk(layout, states, source, flow).outcome == "delivered"
+    # Without the server's return entries the chain stops at the server's switch.
+    no_returns = {n: {k: e for k, e in st.items() if getattr(e, "table", "") != E.SERVER_RETURN} for n, st in states.items()}
+    assert walk(layout, no_returns, source, flow).outcome.startswith("server return refused at ")
+    # The first switch-to-switch hop arrives on a port that is not a link port: NSH is refused there.
+    first, mac = walk(layout, states, source, flow).hops[0]
+    nxt = next(n for n, s in layout.switches.items() if int(s.mac.replace(":", ""), 16) == mac)
+    port = layout.port(nxt, first)
+    demoted = {n: dict(st) for n, st in states.items()}
+    demoted[nxt][("table", E.PORT_ROLE, (("port", Exact(port)),), 0)] = table_entry(
+        E.PORT_ROLE, {"port": Exact(port)}, "SremIngress.host_port", {"host_addr": 1})
+    assert walk(layout, demoted, source, flow).outcome == f"untrusted port at {nxt}"
 
 
 def test_rules_scale_with_storage_and_cover_every_chain(paper_day) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,8 @@ import pytest
 from controller.dataplane import p4program
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4program import BUILD, COMPILER, P4C, P4SRC, compile_program, pinned_version, source_files, version_of
+from controller.dataplane.entries import DropReason
+from controller.dataplane.layout import CPU_PORT, PortRole
 from controller.errors import SremError
 from srem_formats import wire
 from srem_formats.flows import Action, VnfKind
@@ -36,11 +38,27 @@ def test_the_p4info_has_every_name_the_controller_uses() -> None:
 def test_the_codes_shared_with_python_agree() -> None:
     consts = p4_constants()
     assert {k.name: consts[f"VNF_{k.name}"] for k in VnfKind} == {k.name: k.value for k in VnfKind}
+    assert {r.name: consts[f"PORT_ROLE_{r.name}"] for r in PortRole} == {r.name: r.value for r in PortRole}
+    p4_drops = {name.removeprefix("DROP_"): value for name, value in consts.items() if name.startswith("DROP_") and name != "DROP_REASONS"}
+    assert p4_drops == {r.name: r.value for r in DropReason}
+    assert consts["DROP_REASONS"] == len(DropReason) == max(DropReason) + 1
+    assert consts["CPU_PORT"] == CPU_PORT
     assert {a.name: consts[f"EMAC_ACTION_{a.name}"] for a in Action} == {a.name: a.value for a in Action}
     assert (consts["EMAC_STATUS_HIT"], consts["EMAC_STATUS_MISS"]) == (wire.STATUS_HIT, wire.STATUS_MISS)
     for name in ("ETHERTYPE_IPV4", "ETHERTYPE_NSH", "ETHERTYPE_EMAC_REQUEST", "ETHERTYPE_EMAC_RESPONSE",
                  "NSH_MD_CLASS_SREM", "NSH_TLV_CONFIG_VERSION", "NSH_LENGTH_WORDS"):
         assert consts[name] == getattr(wire, name), name
+
+
+def test_the_p4info_sizes_the_drop_counter_by_reason_and_every_port_a_role() -> None:
+    schema = P4Schema.load()
+    p4info = schema.p4info
+    [drops] = [c for c in p4info.counters if c.preamble.name == "SremIngress.drop_counter"]
+    assert drops.size == len(DropReason)
+    [roles] = [t for t in p4info.tables if t.preamble.name == "SremIngress.port_role"]
+    assert roles.size >= 512 and [f.bitwidth for f in roles.match_fields] == [9]
+    [pending] = [r for r in p4info.registers if r.preamble.name == "SremIngress.emac_pending_open"]
+    assert pending.size & (pending.size - 1) == 0, "the EMAC's pending slots are indexed by the sequence number's low bits"
 
 
 def test_sizes_live_in_size_p4_and_drop_with_is_defined_once() -> None:

@@ -89,11 +89,12 @@ def action(name: str, *params: int) -> p4runtime_pb2.TableAction:
     return p4runtime_pb2.TableAction(action=call)
 
 
-def steer(spi: int = 7, si: int = 255, version: int = 1, port: int = 3) -> p4runtime_pb2.TableEntry:
+def steer(spi: int = 7, si: int = 255, version: int = 1, port: int = 3,
+          dst_mac: int = 0x0253_0000_0002) -> p4runtime_pb2.TableEntry:
     return p4runtime_pb2.TableEntry(
         table_id=table_id(STEER),
         match=[exact(STEER, "spi", spi), exact(STEER, "si", si), exact(STEER, "config_version", version)],
-        action=action("SremIngress.forward", port))
+        action=action("SremIngress.forward", port, dst_mac))
 
 
 def firewall(src: int = 0x0A000000, mask: int = 0xFF000000, priority: int = 10) -> p4runtime_pb2.TableEntry:

@@ -159,6 +159,16 @@ def test_moving_an_instance_from_a_server_into_em_and_back_is_consistent(bed: Be
             walked = walk(bed.layout, states, sub.node_names[request.source], chain_flow(bed.layout, sub, request))
             if outcome.accepted:
                 assert walked.outcome == "delivered" and (sub.node_names[host.node], k) in walked.processed
+        # Where the chains come back from the server: only while it runs the instance, only the version in force.
+        spis = {request.id + 1 for request, outcome in users if outcome.accepted}
+        returns = {(dict(e.match)["spi"].value, dict(e.match)["config_version"].value)  # type: ignore[union-attr]
+                   for st in states.values() for e in st.values() if getattr(e, "table", "") == E.SERVER_RETURN}
+        in_force = {dict(e.params)["spi"]: dict(e.params)["config_version"] for st in states.values() for e in st.values()
+                    if getattr(e, "action", "") == "SremIngress.push_nsh"}
+        assert all(in_force.get(spi) == version for spi, version in returns), "a return entry of a version not in force"
+        on_servers = {spi for spi in spis if any(sub.hosts[result.placement[j]].kind is HostKind.SERVER
+                                                 for j in w.assignment[spi - 1])}
+        assert {spi for spi, _ in returns} & spis == on_servers
         # Order: every insert before the first classifier change, every delete after the last.
         kinds = [(t, table) for _, t, table, _ in log]
         flips = [i for i, (t, table) in enumerate(kinds) if table == E.CLASSIFIER]

@@ -5,10 +5,13 @@ requests with their assignment (eq. 9), the placement, the per-request paths the
 chose (None for a rejected request) and every instance's rules - plus the configuration version of
 every chain and where EM-hosted instances' rules live.
 
-Per switch the state holds: its identity (switch id), IPv4 routes to every traffic host and
-server, the classifier entries of chains starting here (push NSH, or drop a rejected chain), the
-steering entries of every chain passing here, the rules of instances in its LM, and for instances
-in its EM the RDMA-table entry (plus meters, which stay in the switch).
+Per switch the state holds: its identity (switch id), every port's role (what the switch trusts
+it to send: the traffic host, links to switches, servers, the EMAC, the CPU), IPv4 routes to every
+traffic host and server, the classifier entries of chains starting here (push NSH, or drop a
+rejected chain), the steering entries of every chain passing here and, where a chain comes back
+from a server, the (port, SPI, SI, version) it may come back on, the rules of instances in its LM,
+and for instances in its EM the RDMA-table entry with the instance's meter cells (plus meters,
+which stay in the switch).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 from controller.dataplane import entries as E
 from controller.dataplane.entries import Entity, Exact, Lpm, MeterConfig, SwitchState, Ternary, table_entry
-from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
+from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout, PortRole
 from controller.dataplane.rules import chain_flow, instance_rules, kind_of
 from controller.model.evaluator import StepResult
 from controller.model.routing import Path
@@ -64,12 +67,16 @@ def deployment_of_step(layout: Layout, substrate: Substrate, workload: Workload,
 
 @dataclass(frozen=True)
 class Steer:
-    """One steering decision: at `switch`, a packet of the chain with service index `si` gets `action`."""
+    """One steering decision: at `switch`, a packet of the chain with service index `si` gets `action`;
+    SERVER_RETURN's action says it may come back with that index from the server on port `port`."""
 
     switch: NodeName
     si: int
     action: str
     params: tuple[tuple[str, int], ...]
+
+
+SERVER_RETURN = "SremIngress.accept_server_return"
 
 
 def spi_of(request: Request) -> int:
@@ -82,7 +89,8 @@ def chain_steering(layout: Layout, substrate: Substrate, request: Request, insta
     """The steering of one accepted chain: for each virtual link, forward along its path, then process or end.
 
     A server processes one function per visit and returns the packet to its switch with the
-    service index decremented.
+    service index decremented; the switch the next path leaves the server through takes it back
+    (SERVER_RETURN) with that index only, from that server's port only.
     """
     names = substrate.node_names
     hosts = [substrate.hosts[placement[k]] for k in instances]
@@ -97,13 +105,15 @@ def chain_steering(layout: Layout, substrate: Substrate, request: Request, insta
             nodes = [nodes[0], layout.servers[nodes[0]].switch, nodes[0]]
         for here, there in zip(nodes, nodes[1:]):
             if here not in layout.switches:
+                if there in layout.switches:
+                    steers.append(Steer(there, si, SERVER_RETURN, (("port", layout.port(there, here)),)))
                 continue
             port = layout.port(here, there)
             if there in layout.servers:
                 params = (("instance", instances[i]), ("port", port), ("server_mac", _mac_int(layout.servers[there].mac)))
                 steers.append(Steer(here, si, "SremIngress.to_server", params))
             else:
-                steers.append(Steer(here, si, "SremIngress.forward", (("port", port),)))
+                steers.append(Steer(here, si, "SremIngress.forward", (("dst_mac", _mac_int(layout.switches[there].mac)), ("port", port))))
         end = names[stops[i + 1]]
         if i == functions:
             steers.append(Steer(end, si, "SremIngress.chain_end", ()))
@@ -166,9 +176,11 @@ def desired_state(layout: Layout, substrate: Substrate, deployment: Deployment, 
             per_switch[switch].extend(lm_entry(k, kind, rule) for rule in rules[k])
         else:
             region = em_regions[k]
+            meter_base, meter_count = meter_cells(kind, rules[k])
             per_switch[switch].append(table_entry(E.RDMA_INDEX, {"instance": Exact(k)}, "SremIngress.em_lookup",
                                                   {"server": region.server, "region": region.region, "rkey": region.rkey,
-                                                   "emac_port": EMAC_PORT}))
+                                                   "emac_port": EMAC_PORT, "meter_base": meter_base,
+                                                   "meter_count": meter_count}))
         if kind is VnfKind.RATE_LIMITER:
             per_switch[switch].extend(meter_config(rule) for rule in rules[k])
     return {name: E.state_of(items) for name, items in per_switch.items()}
@@ -176,7 +188,20 @@ def desired_state(layout: Layout, substrate: Substrate, deployment: Deployment, 
 
 def steer_entry(spi: int, version: int, steer: Steer) -> E.TableEntry:
     match = {"spi": Exact(spi), "si": Exact(steer.si), "config_version": Exact(version)}
+    if steer.action == SERVER_RETURN:
+        return table_entry(E.SERVER_RETURN, {**match, "port": Exact(dict(steer.params)["port"])}, steer.action)
     return table_entry(E.STEER, match, steer.action, dict(steer.params))
+
+
+def meter_cells(kind: VnfKind, rules: tuple[Rule, ...]) -> tuple[int, int]:
+    """(first, count) of the meter cells an EM-hosted instance's answers may use: its rules' (a rate
+    limiter's, numbered consecutively by instance_rules), none for other kinds."""
+    if kind is not VnfKind.RATE_LIMITER or not rules:
+        return 0, 0
+    indices = sorted(rule.meter_index for rule in rules)
+    if indices != list(range(indices[0], indices[0] + len(indices))):
+        raise ValueError(f"a rate limiter's meter cells must be consecutive, got {indices}")
+    return indices[0], len(indices)
 
 
 def _classifier(flow: Flow, action: str, params: dict[str, int]) -> E.TableEntry:
@@ -186,21 +211,30 @@ def _classifier(flow: Flow, action: str, params: dict[str, int]) -> E.TableEntry
 
 
 def _base_entries(layout: Layout, name: NodeName) -> list[Entity]:
-    """Identity and IPv4 routes (shortest path, first port on ties) to every traffic host and server."""
+    """Identity, port roles and IPv4 routes (shortest path, first port on ties) to every traffic host and server."""
     me = layout.switches[name]
     items: list[Entity] = [E.DefaultAction(E.IDENTITY, "SremIngress.set_switch_id", (("switch_id", me.switch_id),))]
+    items += [port_role_entry(port, role, int(me.host_ip)) for port, role in sorted(layout.port_roles(name).items())]
     targets = [(s.name, s.host_ip, s.host_mac) for s in layout.switches.values()]
     targets += [(s.name, s.ip, s.mac) for s in layout.servers.values()]
     for target, ip, mac in targets:
         if target == name:
             port, next_mac = HOST_PORT, mac
         else:
+            # The next switch's own address, or the server's when the next hop is the server itself.
             hop = layout.next_hop(name, target)
             port = layout.port(name, hop)
-            next_mac = mac if hop == target else layout.switches[hop].mac
+            next_mac = layout.switches[hop].mac if hop in layout.switches else mac
         items.append(table_entry(E.IPV4, {"dst_addr": Lpm(int(ip), 32)}, "SremIngress.route",
                                  {"port": port, "dst_mac": _mac_int(next_mac)}))
     return items
+
+
+def port_role_entry(port: int, role: PortRole, host_addr: int) -> E.TableEntry:
+    """A port's role; a host port names the one source address it may send from."""
+    if role is PortRole.HOST:
+        return table_entry(E.PORT_ROLE, {"port": Exact(port)}, "SremIngress.host_port", {"host_addr": host_addr})
+    return table_entry(E.PORT_ROLE, {"port": Exact(port)}, "SremIngress.set_port_role", {"role": int(role)})
 
 
 def lm_entry(instance: int, kind: VnfKind, rule: Rule) -> E.TableEntry:

@@ -26,7 +26,10 @@ from controller.model.topology import NodeName
 
 Phase = dict[NodeName, list[Update]]
 
-_PREPARE_ORDER = {E.IDENTITY: 0, E.IPV4: 1, E.FIREWALL: 2, E.NAT: 2, E.RATE_LIMITER: 2, E.DSCP: 2, E.RDMA_INDEX: 3, E.STEER: 4}
+_PREPARE_ORDER = {E.IDENTITY: 0, E.PORT_ROLE: 0, E.IPV4: 1, E.FIREWALL: 2, E.NAT: 2, E.RATE_LIMITER: 2, E.DSCP: 2,
+                  E.RDMA_INDEX: 3, E.SERVER_RETURN: 4, E.STEER: 4}
+_VERSIONED = (E.STEER, E.SERVER_RETURN)
+"""The tables whose entries belong to one (chain, version): steering and where servers send chains back."""
 
 
 def _version_of(entry: TableEntry) -> int:
@@ -34,7 +37,7 @@ def _version_of(entry: TableEntry) -> int:
 
 
 def _spi_of(entry: TableEntry) -> int:
-    return dict(entry.match)["spi"].value if entry.table == E.STEER else dict(entry.params)["spi"]  # type: ignore[union-attr]
+    return dict(entry.match)["spi"].value if entry.table in _VERSIONED else dict(entry.params)["spi"]  # type: ignore[union-attr]
 
 
 def choose_versions(current: Mapping[NodeName, SwitchState],
@@ -49,7 +52,7 @@ def choose_versions(current: Mapping[NodeName, SwitchState],
                 continue
             if entity.table == E.CLASSIFIER and entity.action == "SremIngress.push_nsh":
                 in_force[_spi_of(entity)] = dict(entity.params)["config_version"]
-            elif entity.table == E.STEER:
+            elif entity.table in _VERSIONED:
                 spi, version = _spi_of(entity), _version_of(entity)
                 installed.setdefault((spi, version), set()).add((switch, entity))
                 highest[spi] = max(highest.get(spi, 0), version)

@@ -9,10 +9,12 @@ requires, so an entry built here equals the same entry read back from a switch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Hashable, Mapping, Union
 
 STEER = "SremIngress.nsh_steer"
+SERVER_RETURN = "SremIngress.server_return"
+PORT_ROLE = "SremIngress.port_role"
 CLASSIFIER = "SremIngress.nsh_classifier"
 RDMA_INDEX = "SremIngress.rdma_index"
 IPV4 = "SremIngress.ipv4_lpm"
@@ -25,6 +27,32 @@ FLOW_METER = "SremIngress.vnfs.flow_meter"
 CHAIN_COUNTER = "SremIngress.chain_counter"
 VNF_COUNTER = "SremIngress.vnf_counter"
 DROP_COUNTER = "SremIngress.drop_counter"
+
+
+class DropReason(IntEnum):
+    """The indices of drop_counter: DROP_* of p4src/include/define.p4."""
+
+    PARSER = 0
+    STEER_MISS = 1
+    NSH_TTL = 2
+    CHAIN_REJECTED = 3
+    FIREWALL = 4
+    METER = 5
+    RDMA_INDEX_MISS = 6
+    EMAC_RESPONSE = 7
+    NO_ROUTE = 8
+    PASSES = 9
+    PORT_UNKNOWN = 10
+    NSH_UNTRUSTED = 11
+    SERVER_RETURN = 12
+    EMAC_UNTRUSTED = 13
+    EMAC_UNSOLICITED = 14
+    EMAC_DUPLICATE = 15
+    EMAC_LATE = 16
+    INDEX_RANGE = 17
+    IPV4_TTL = 18
+    SPOOFED_SOURCE = 19
+    UNHANDLED = 20
 
 
 @dataclass(frozen=True, slots=True)

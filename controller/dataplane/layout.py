@@ -7,6 +7,9 @@ without a second configuration file. Every switch has:
 - ports 2..: its links, in the order of the topology file;
 - port EMAC_PORT: its External Memory Access Controller; port CPU_PORT: the controller.
 
+Each port's role (PortRole: host, switch link, server, EMAC, CPU) is what the switch trusts it to
+send (p4src/include/control/port_role.p4); `port_roles` lists them.
+
 Servers get 10.2.x.y. Switch ids count from 1 in the file's order (0 means "unconfigured" in the
 P4 program); servers' ids count from 1 too.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections import deque
 from dataclasses import dataclass
+from enum import IntEnum
 from functools import cached_property
 
 from controller.model.topology import NodeName, TopologyFile
@@ -24,12 +28,27 @@ HOST_PORT = 1
 FIRST_LINK_PORT = 2
 EMAC_PORT = 100
 CPU_PORT = 255
-"""Must equal CPU_PORT of p4src/include/headers.p4."""
+"""Must equal CPU_PORT of p4src/include/define.p4."""
 GRPC_BASE_PORT = 50000
 """Switch N's P4Runtime server listens on GRPC_BASE_PORT + N in the testbed."""
 SWITCH_NET = ipaddress.IPv4Address("10.1.0.0")
 SERVER_NET = ipaddress.IPv4Address("10.2.0.0")
 MAX_IDS = 65535
+
+
+class PortRole(IntEnum):
+    """What is attached to a port: PORT_ROLE_* of p4src/include/define.p4. A port without one sends nothing in."""
+
+    HOST = 1
+    """Plain IPv4 from the host's own address only."""
+    LINK = 2
+    """Another switch: NSH and plain IPv4."""
+    SERVER = 3
+    """NSH only for the chains the server sends back (server_return); plain IPv4."""
+    EMAC = 4
+    """Answers to the switch's outstanding EMAC requests only."""
+    CPU = 5
+    """The controller."""
 
 
 def _mac(kind: int, number: int) -> str:
@@ -97,6 +116,15 @@ class Layout:
 
     def port(self, switch: NodeName, neighbour: NodeName) -> int:
         return self.switches[switch].ports[neighbour]
+
+    def port_roles(self, switch: NodeName) -> dict[int, PortRole]:
+        """Every port of `switch` -> its role."""
+        roles = {HOST_PORT: PortRole.HOST, EMAC_PORT: PortRole.EMAC, CPU_PORT: PortRole.CPU}
+        for neighbour, port in self.switches[switch].ports.items():
+            if port in roles:
+                raise ValueError(f"{switch}: the port to {neighbour} ({port}) is its {roles[port].name.lower()} port")
+            roles[port] = PortRole.SERVER if neighbour in self.servers else PortRole.LINK
+        return roles
 
     @cached_property
     def _hops(self) -> dict[NodeName, dict[NodeName, int]]:

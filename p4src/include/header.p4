@@ -39,8 +39,9 @@ header nsh_t {
     bit<8>  si;    /* service index = functions left */
 }
 
-/* MD type 2 context: the configuration version the classifier stamped, so that every switch
- * steers the packet by the one configuration it entered with (per-packet consistency). */
+/* MD type 2 context (RFC 8300, 2.5.1): the configuration version the classifier stamped, so that
+ * every switch steers the packet by the one configuration it entered with (per-packet consistency).
+ * tlv_length counts the value's bytes: 4. */
 header nsh_version_t {
     bit<16> md_class;
     bit<8>  tlv_type;
@@ -65,7 +66,9 @@ header emac_request_t {
     bit<16>     dst_port;
 }
 
-/* EMAC -> switch: the action of the matching rule and its data. */
+/* EMAC -> switch: the action of the matching rule and its data. The EMAC echoes the request's
+ * switch, instance, type and sequence number; the switch applies an answer only when they and the
+ * packet behind it (NSH, 5-tuple) match a request it sent and has not had answered (control/emac.p4). */
 header emac_response_t {
     bit<16>     switch_id;
     bit<16>     instance;
@@ -130,23 +133,32 @@ struct headers_t {
 }
 
 struct metadata_t {
-    bit<16> switch_id;
-    bit<3>  step;
-    bit<16> instance;
-    bit<8>  vnf_type;
-    bit<16> l4_src_port;
-    bit<16> l4_dst_port;
-    bit<16> l4_length;
-    bit<1>  l4_rewritten;
-    bit<1>  recirculate;
-    bit<1>  dropped;
-    bit<32> drop_reason;
-    bit<2>  color;
-    bit<6>  mark_dscp;
-    bit<1>  drop_red;
-    /* The only field a recirculated packet keeps (field list 0, control/recirculation.p4). */
+    bit<16>     switch_id;
+    bit<3>      port_role;     /* PORT_ROLE_* of the ingress port */
+    ipv4_addr_t host_addr;     /* a host port's host: the only source address it may send */
+    bit<3>      step;
+    bit<16>     instance;
+    bit<8>      vnf_type;
+    bit<16>     l4_src_port;
+    bit<16>     l4_dst_port;
+    bit<16>     l4_length;
+    bit<1>      l4_rewritten;
+    bit<1>      recirculate;
+    bit<1>      egress_chosen; /* an action chose where the packet goes: without one it is dropped */
+    bit<1>      dropped;
+    bit<32>     drop_reason;
+    bit<32>     emac_seq;      /* the EMAC request this pass sends */
+    bit<16>     meter_base;    /* an EM rate limiter's meter cells: [meter_base, meter_base + meter_count) */
+    bit<16>     meter_count;
+    bit<1>      meter_valid;   /* a rule asked for its meter */
+    bit<16>     meter_index;
+    bit<2>      color;
+    bit<6>      mark_dscp;
+    bit<1>      drop_red;
+    /* The only field a recirculated packet keeps (field list 0, control/recirculation.p4); not 0
+     * marks a pass after recirculation, which no port can fake. */
     @field_list(0)
-    bit<8>  passes;
+    bit<8>      passes;
 }
 
 error { NshUnsupported }

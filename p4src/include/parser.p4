@@ -1,6 +1,8 @@
 /* Parser and deparser: Ethernet, then IPv4, NSH (RFC 8300, MD type 2 with the version TLV), or an
- * EMAC response in front of NSH. Anything else stops at Ethernet; a malformed NSH is rejected and
- * the ingress drops it (parser_error). */
+ * EMAC response in front of NSH. Anything else stops at Ethernet (the ingress drops it as unhandled);
+ * an NSH other than the one SR-EM sends - another version, an OAM packet (the O bit: RFC 8300, 2.2,
+ * "SHOULD discard" without OAM support), MD type 1, another length, next protocol, metadata class,
+ * TLV type or TLV length - is rejected and the ingress drops it (parser_error). */
 #ifndef SREM_PARSER_P4
 #define SREM_PARSER_P4
 
@@ -38,11 +40,12 @@ parser SremParser(packet_in packet, out headers_t hdr, inout metadata_t meta,
 
     state parse_nsh {
         packet.extract(hdr.nsh);
-        verify(hdr.nsh.version == 0 && hdr.nsh.md_type == NSH_MD_TYPE_2 && hdr.nsh.length == NSH_LENGTH_WORDS
-               && hdr.nsh.next_protocol == NSH_NEXT_PROTO_IPV4, error.NshUnsupported);
-        packet.extract(hdr.nsh_version);
-        verify(hdr.nsh_version.md_class == NSH_MD_CLASS_SREM && hdr.nsh_version.tlv_type == NSH_TLV_CONFIG_VERSION,
+        verify(hdr.nsh.version == 0 && hdr.nsh.oam == 0 && hdr.nsh.md_type == NSH_MD_TYPE_2
+               && hdr.nsh.length == NSH_LENGTH_WORDS && hdr.nsh.next_protocol == NSH_NEXT_PROTO_IPV4,
                error.NshUnsupported);
+        packet.extract(hdr.nsh_version);
+        verify(hdr.nsh_version.md_class == NSH_MD_CLASS_SREM && hdr.nsh_version.tlv_type == NSH_TLV_CONFIG_VERSION
+               && hdr.nsh_version.tlv_length == NSH_TLV_VERSION_LENGTH, error.NshUnsupported);
         transition parse_ipv4;
     }
 

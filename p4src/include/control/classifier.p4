@@ -32,7 +32,7 @@ control Classifier(inout headers_t hdr, inout metadata_t meta) {
         hdr.nsh_version.md_class = NSH_MD_CLASS_SREM;
         hdr.nsh_version.tlv_type = NSH_TLV_CONFIG_VERSION;
         hdr.nsh_version.unassigned = 0;
-        hdr.nsh_version.tlv_length = 4;
+        hdr.nsh_version.tlv_length = NSH_TLV_VERSION_LENGTH;
         hdr.nsh_version.config_version = config_version;
         hdr.ethernet.ether_type = ETHERTYPE_NSH;
         chain_counter.count((bit<32>) spi);

@@ -1,4 +1,6 @@
-/* Plain IPv4 forwarding: everything that is not (or no longer) a chain's packet. */
+/* Plain IPv4 forwarding: everything that is not (or no longer) a chain's packet. A router's TTL
+ * rule: a packet that would leave with TTL 0 (it came with 0 or 1) is dropped instead; every hop
+ * rewrites the destination MAC to the next hop's. */
 #ifndef SREM_FORWARDING_P4
 #define SREM_FORWARDING_P4
 
@@ -13,11 +15,13 @@ control Forwarding(inout headers_t hdr, inout metadata_t meta, inout standard_me
         standard_metadata.egress_spec = port;
         hdr.ethernet.dst_addr = dst_mac;
         hdr.ipv4.ttl = hdr.ipv4.ttl - 1;
+        meta.egress_chosen = 1;
     }
 
     @name(".SremIngress.punt")
     action punt() {
         standard_metadata.egress_spec = CPU_PORT;
+        meta.egress_chosen = 1;
     }
 
     @name(".SremIngress.no_route")
@@ -37,7 +41,11 @@ control Forwarding(inout headers_t hdr, inout metadata_t meta, inout standard_me
     }
 
     apply {
-        ipv4_lpm.apply();
+        if (hdr.ipv4.ttl <= 1) {
+            drop_with(meta, DROP_IPV4_TTL);
+        } else {
+            ipv4_lpm.apply();
+        }
     }
 }
 

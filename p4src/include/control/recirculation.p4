@@ -13,6 +13,7 @@ control RecirculationIngress(inout headers_t hdr, inout metadata_t meta, inout s
         meta.passes = meta.passes + 1;
         /* Any real port: the packet goes round instead of out (RecirculationEgress). */
         standard_metadata.egress_spec = standard_metadata.ingress_port;
+        meta.egress_chosen = 1;
     }
 }
 

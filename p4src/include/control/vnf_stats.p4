@@ -1,6 +1,7 @@
 /* Packets and bytes each VNF instance handled on this switch: processed here (LM or EM) or sent to
  * the server hosting it. Applied wherever that happens, so the one counter lives in a control of its
- * own.
+ * own. Instances come from the controller's entries, never from a packet; an instance beyond the
+ * counter is not counted rather than counted out of bounds.
  */
 #ifndef SREM_VNF_STATS_P4
 #define SREM_VNF_STATS_P4
@@ -12,7 +13,9 @@ control VnfStats(in bit<16> instance) {
     counter(VNF_COUNTER_SIZE, CounterType.packets_and_bytes) vnf_counter;
 
     apply {
-        vnf_counter.count((bit<32>) instance);
+        if ((bit<32>) instance < VNF_COUNTER_SIZE) {
+            vnf_counter.count((bit<32>) instance);
+        }
     }
 }
 
