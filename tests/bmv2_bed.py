@@ -118,9 +118,9 @@ def namespace(name: str, pairs: list[tuple[str, str]]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def simple_switch(netns: str, ports: dict[int, str], workdir: Path) -> Iterator[tuple[str, Path]]:
+def simple_switch(netns: str, ports: dict[int, str], workdir: Path, name: str = "s1") -> Iterator[tuple[str, Path]]:
     """simple_switch_grpc in the namespace, P4Runtime on a unix socket, errors logged to a file: (address, log)."""
-    sock, log = workdir / "s1.sock", workdir / "s1.txt"  # BMv2 appends .txt to --log-file
+    sock, log = workdir / f"{name}.sock", workdir / f"{name}.txt"  # BMv2 appends .txt to --log-file
     binds = [arg for port, iface in ports.items() for arg in ("-i", f"{port}@{iface}")]
     proc = subprocess.Popen(["ip", "netns", "exec", netns, "simple_switch_grpc", "--device-id", "1", *binds, "--no-p4",
                              "--log-file", str(log.with_suffix("")), "--log-level", "error", "--log-flush",

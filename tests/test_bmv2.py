@@ -9,20 +9,18 @@ limiter in s2's LM, and a rejected chain.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bmv2_bed import SKIP_REASON, in_netns, namespace, simple_switch
 from controller.dataplane import entries as E
 from controller.dataplane.deploy import Deployer
 from controller.dataplane.entries import DropReason
@@ -38,88 +36,23 @@ from factories import placement_of, substrate, topology_dict, vnf, workload
 from rdma_emulator.processes import Proc, start
 from srem_formats.wire import ETHERTYPE_IPV4, ETHERTYPE_NSH, Nsh
 
-MISSING = [tool for tool in ("simple_switch_grpc", "ip") if shutil.which(tool) is None]
-pytestmark = [
-    pytest.mark.skipif(bool(MISSING), reason=f"needs {' and '.join(MISSING)} (BMv2 simple_switch_grpc, iproute2)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
-]
+pytestmark = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON)
 DROP_CHAIN_REJECTED = DropReason.CHAIN_REJECTED
-CLONE_NEWNET = 0x40000000
-
-
-def in_netns(name: str, work: Callable[[], object]) -> object:
-    """Run `work` on a thread that joined the namespace (a network namespace is per thread), so the
-    sockets it opens - the controller's to the memory server, a metrics scrape - live there."""
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            with open(f"/var/run/netns/{name}") as ns:
-                if ctypes.CDLL(None, use_errno=True).setns(ns.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            outcome["value"] = work()
-        except BaseException as exc:  # re-raised on the test's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(60)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]
-
-
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=30)
 
 
 @pytest.fixture
-def netns(tmp_path: Path) -> Iterator[str]:
-    name = f"srem-t{os.getpid()}"
-    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
-    sh("ip", "netns", "add", name)
-    try:
-        run = ["ip", "netns", "exec", name]
-        sh(*run, "ip", "link", "set", "lo", "up")
-        sh(*run, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        pairs = [("s1p1", "h1"), ("s1p2", "s2p2"), ("s1p3", "m1"), ("s1pe", "emac1"), ("s2p1", "h2"), ("s2pe", "emac2")]
-        for a, b in pairs:
-            sh(*run, "ip", "link", "add", a, "type", "veth", "peer", "name", b)
-            for end in (a, b):
-                sh(*run, "ip", "link", "set", end, "up")
+def netns() -> Iterator[str]:
+    pairs = [("s1p1", "h1"), ("s1p2", "s2p2"), ("s1p3", "m1"), ("s1pe", "emac1"), ("s2p1", "h2"), ("s2pe", "emac2")]
+    with namespace(f"srem-t{os.getpid()}", pairs) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
 
 
 @pytest.fixture
 def switches(netns: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """BMv2 for s1 and s2 inside the namespace, their P4Runtime servers on unix sockets."""
     interfaces = {"s1": {HOST_PORT: "s1p1", 2: "s1p2", 3: "s1p3", EMAC_PORT: "s1pe"}, "s2": {HOST_PORT: "s2p1", 2: "s2p2", EMAC_PORT: "s2pe"}}
-    procs, addresses = [], {}
-    try:
-        for name, ports in interfaces.items():
-            sock = tmp_path / f"{name}.sock"
-            binds = [arg for port, iface in ports.items() for arg in ("-i", f"{port}@{iface}")]
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", netns, "simple_switch_grpc", "--device-id", "1", *binds, "--no-p4", "--log-level", "error",
-                 "--", "--grpc-server-addr", f"unix://{sock}", "--cpu-port", "255"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            addresses[name] = f"unix://{sock}"
-        for name in interfaces:
-            for _ in range(100):
-                if (tmp_path / f"{name}.sock").exists():
-                    break
-                time.sleep(0.05)
-        yield addresses
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(simple_switch(netns, ports, tmp_path, name))[0] for name, ports in interfaces.items()}
 
 
 def frame(src_ip: int, dst_ip: int, dport: int) -> str:
