@@ -155,3 +155,48 @@ def test_split_with_another_count_than_its_manifest_is_refused(small_dataset, tm
 
 def test_a_limit_reads_only_the_first_workloads(small_dataset):
     assert [w.id for w in small_dataset.split("test", 2)] == [w.id for w in small_dataset.test[:2]]
+
+
+def small_with_classes(**requests):  # type: ignore[no-untyped-def]
+    from controller.model.scenario import scenario_from_dict
+
+    doc = load_scenario("small").spec.model_dump(mode="json")
+    doc["vnfs"] = [{**v, "instances": 3} for v in doc["vnfs"]]
+    doc["requests"].update({"classes": [{"name": "web", "busy_hours": [10]}, {"name": "voip", "busy_hours": [12]},
+                                        {"name": "gaming", "busy_hours": [14]}], **requests})
+    doc["dataset"].update({"train": 2, "test": 4})
+    return scenario_from_dict(doc, "<test>")
+
+
+@pytest.mark.parametrize("order", ["fixed", "random"])
+def test_service_classes_are_busy_at_their_hours_on_their_own_instances(tmp_path, order):
+    scenario = small_with_classes(busy_order=order)
+    ds = generate_dataset(scenario, tmp_path / "d", progress=False)
+    work, evening = scenario.spec.requests.working_hours, scenario.spec.requests.evening
+    orders = set()
+    for wl in ds.test:
+        busy_of_class: dict[int, int] = {}
+        for req, instances in zip(wl.requests, wl.assignment):
+            busy = [s for s, rate in enumerate(req.rate_mbps) if work.rate_mbps[0] <= rate <= work.rate_mbps[1]]
+            assert len(busy) == 1 and busy[0] < 3, req.rate_mbps  # one busy working-hours step, evening traffic elsewhere
+            assert all(evening.rate_mbps[0] <= r <= evening.rate_mbps[1] for s, r in enumerate(req.rate_mbps) if s != busy[0])
+            assert work.deadline_ms[0] <= req.deadline_ms[busy[0]] <= work.deadline_ms[1]
+            pools = {ds.substrate.instances[k].ordinal % 3 for k in instances}
+            assert len(pools) == 1, "a request's VNFs all use its class's instances"
+            cls = pools.pop()
+            assert busy_of_class.setdefault(cls, busy[0]) == busy[0], "a class is busy at one step for all its requests"
+        if order == "fixed":
+            assert all(busy_of_class[c] == c for c in busy_of_class)
+        orders.add(tuple(sorted(busy_of_class.items())))
+    assert order == "fixed" or len(orders) > 1, "a random busy order differs between workloads"
+
+
+def test_service_classes_are_validated(tmp_path):
+    from controller.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"requests.classes\[1\].busy_hours.*11 is not the start hour of a step"):
+        small_with_classes(classes=[{"name": "a", "busy_hours": [10]}, {"name": "b", "busy_hours": [11]}, {"name": "c", "busy_hours": [14]}])
+    with pytest.raises(ConfigError, match=r"vnfs\[0\].instances.*3 instances cannot be shared out among 2 service classes"):
+        small_with_classes(classes=[{"name": "a", "busy_hours": [10]}, {"name": "b", "busy_hours": [12]}])
+    with pytest.raises(ConfigError, match="duplicate service class 'a'"):
+        small_with_classes(classes=[{"name": "a", "busy_hours": [10]}, {"name": "a", "busy_hours": [12]}, {"name": "c", "busy_hours": [14]}])

@@ -84,6 +84,15 @@ class PeriodParams(_Section):
     deadline_ms: PositiveRange
 
 
+class ServiceClass(_Section):
+    """Requests of one service (the paper's section VI: web service, VoIP, online gaming) are busy at
+    their own hours: working-hours traffic then, evening traffic at every other step."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    busy_hours: list[Annotated[int, Field(ge=0, le=23)]] = Field(min_length=1)
+    """Start hours of the steps in which the class's requests draw from `working_hours`."""
+
+
 class RequestParams(_Section):
     per_workload: PositiveInt = 90
     """SFC requests in every workload (one day of traffic)."""
@@ -91,6 +100,12 @@ class RequestParams(_Section):
     endpoints: Literal["any-switch", "edge"] = "any-switch"
     working_hours: PeriodParams = PeriodParams(rate_mbps=(50.0, 250.0), deadline_ms=(10.0, 30.0))
     evening: PeriodParams = PeriodParams(rate_mbps=(0.1, 0.5), deadline_ms=(50.0, 100.0))
+    classes: list[ServiceClass] = []
+    """Empty: every request draws from `working_hours` before `time.working_until_hour` and from
+    `evening` after. Otherwise each request belongs to a random class, busy at the class's hours, and
+    its VNFs use the class's own instances: instance j of every type serves class j mod len(classes)."""
+    busy_order: Literal["fixed", "random"] = "fixed"
+    """random: every workload hands the classes' busy hours to the classes in a random order."""
 
 
 class TimeParams(_Section):
@@ -197,6 +212,20 @@ def check_consistency(spec: ScenarioSpec, where: str) -> None:
             where=where,
             key="requests.chain_length",
         )
+    classes = spec.requests.classes
+    class_names = [c.name for c in classes]
+    for i, c in enumerate(classes):
+        if class_names.index(c.name) != i:
+            raise ConfigError(f"duplicate service class {c.name!r}", where=where, key=f"requests.classes[{i}].name")
+        steps = range(spec.time.start_hour, spec.time.end_hour, spec.time.step_hours)
+        for hour in c.busy_hours:
+            if hour not in steps:
+                raise ConfigError(f"{hour} is not the start hour of a step ({', '.join(map(str, steps))})",
+                                  where=where, key=f"requests.classes[{i}].busy_hours")
+    for i, v in enumerate(spec.vnfs):
+        if classes and v.instances % len(classes):
+            raise ConfigError(f"{v.instances} instances cannot be shared out among {len(classes)} service classes "
+                              "(instance j serves class j mod the number of classes)", where=where, key=f"vnfs[{i}].instances")
     t = spec.time
     if t.start_hour >= t.end_hour:
         raise ConfigError(f"start hour {t.start_hour} is not before end hour {t.end_hour}", where=where, key="time.end_hour")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.model.scenario import Scenario
+from controller.model.scenario import PeriodParams, Scenario
 from controller.model.substrate import HostKind, Substrate
 
 Placement = tuple[int, ...]
@@ -83,25 +83,63 @@ def random_assignment(
     return tuple(assignment)
 
 
+def class_assignment(substrate: Substrate, requests: list[Request], classes: list[int], num_classes: int,
+                     placement: Placement, rng: np.random.Generator) -> tuple[tuple[int, ...], ...]:
+    """Each VNF to a random instance of its type in its request's class pool (instance ordinal j
+    serves class j mod num_classes) with room for the request's peak rate; to the pool's instance
+    with the most room left when none has enough. The peak, not the first step's rate: a class's
+    busy step may be any step."""
+    room = [substrate.instance_capacity_mbps(k, placement[k]) for k in range(len(substrate.instances))]
+    assignment = []
+    for req, cls in zip(requests, classes):
+        rate = max(req.rate_mbps)
+        chosen = []
+        for vtype in req.chain:
+            pool = [k for k in substrate.instances_of_type[vtype] if substrate.instances[k].ordinal % num_classes == cls]
+            fitting = [k for k in pool if room[k] >= rate]
+            k = fitting[int(rng.integers(len(fitting)))] if fitting else max(pool, key=lambda c: (room[c], -c))
+            room[k] -= rate
+            chosen.append(k)
+        assignment.append(tuple(chosen))
+    return tuple(assignment)
+
+
 def endpoint_nodes(scenario: Scenario, substrate: Substrate) -> list[int]:
     if scenario.spec.requests.endpoints == "edge":
         return [i for i, role in enumerate(substrate.switch_roles) if role == "edge"]
     return list(range(substrate.num_switches))
 
 
+def class_periods(scenario: Scenario, rng: np.random.Generator) -> list[list[PeriodParams]]:
+    """Per service class, the period every step draws from: `working_hours` at its busy hours, `evening` otherwise."""
+    spec = scenario.spec.requests
+    busy = [c.busy_hours for c in spec.classes]
+    if spec.busy_order == "random":
+        busy = [busy[int(i)] for i in rng.permutation(len(busy))]
+    return [[spec.working_hours if h in hours else spec.evening for h in scenario.hours] for hours in busy]
+
+
 def generate_workload(scenario: Scenario, substrate: Substrate, workload_id: int, rng: np.random.Generator) -> Workload:
     spec = scenario.spec.requests
     endpoints = endpoint_nodes(scenario, substrate)
     num_types = len(substrate.vnf_types)
-    periods = [spec.working_hours if scenario.is_working_hour(h) else spec.evening for h in scenario.hours]
-    requests = []
+    periods_of_class = class_periods(scenario, rng) if spec.classes else [
+        [spec.working_hours if scenario.is_working_hour(h) else spec.evening for h in scenario.hours]]
+    requests, classes = [], []
     for rid in range(spec.per_workload):
         length = int(rng.integers(spec.chain_length[0], spec.chain_length[1] + 1))
         chain = tuple(int(t) for t in rng.permutation(num_types)[:length])
         source, target = (int(endpoints[i]) for i in rng.choice(len(endpoints), size=2, replace=False))
+        # Without classes nothing more is drawn, so such scenarios generate what they always did.
+        cls = int(rng.integers(len(spec.classes))) if spec.classes else 0
+        periods = periods_of_class[cls]
         rates = tuple(round(float(rng.uniform(*p.rate_mbps)), 4) for p in periods)
         deadlines = tuple(round(float(rng.uniform(*p.deadline_ms)), 3) for p in periods)
         requests.append(Request(rid, chain, source, target, rates, deadlines))
+        classes.append(cls)
     placement = cheapest_server_placement(substrate)
-    assignment = random_assignment(substrate, requests, placement, 0, rng)
+    if spec.classes:
+        assignment = class_assignment(substrate, requests, classes, len(spec.classes), placement, rng)
+    else:
+        assignment = random_assignment(substrate, requests, placement, 0, rng)
     return Workload(workload_id, tuple(requests), placement, assignment)
