@@ -14,12 +14,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from controller.errors import ConfigError
+from controller.errors import ConfigError, SremError
 from controller.model.scenario import Scenario
 from controller.model.topology import Topology, TopologyFile, check_structure
 from controller.model.units import gbps_to_mbps
@@ -197,6 +198,20 @@ def substrate_hash(substrate: Substrate) -> str:
 
     Here, with the model, so a policy that checks it (a placement file) need not import torch."""
     return hashlib.sha256(json.dumps(substrate.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def check_made_for(doc: Any, substrate: Substrate, fmt: str, version: int, what: str, where: Path) -> dict[str, Any]:
+    """A policy file's content (checkpoint, placement), refused in one line unless it is of `fmt` and
+    `version` and was made for `substrate`."""
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise SremError(f"not a {fmt} file", where=where)
+    if doc.get("version") != version:
+        raise SremError(f"{what} version {doc.get('version')!r}, this srem reads {version}", where=where)
+    ours = substrate_hash(substrate)
+    if doc.get("substrate_hash") != ours:
+        raise SremError(f"{what} is for another network: scenario {doc.get('scenario')}, substrate "
+                        f"{str(doc.get('substrate_hash'))[:12]}; this one is substrate {ours[:12]}", where=where)
+    return doc
 
 
 def substrate_from_dict(data: Any, where: str) -> Substrate:

@@ -29,7 +29,7 @@ from typing import Any
 from controller.errors import SremError
 from controller.model.constraints import storage_violations
 from controller.model.feasibility import fits
-from controller.model.substrate import Substrate, substrate_hash
+from controller.model.substrate import Substrate, check_made_for, substrate_hash
 from controller.model.workload import Placement, Workload, cheapest_server_placement
 from controller.policies.base import Observation, Policy, register
 
@@ -81,14 +81,7 @@ def load_placement(path: Path, substrate: Substrate) -> Placement:
         raise SremError("no such placement file", where=path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SremError(f"not a readable placement file ({exc})", where=path) from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SremError(f"not a {FORMAT} file", where=path)
-    if doc.get("version") != VERSION:
-        raise SremError(f"placement file version {doc.get('version')!r}, this srem reads {VERSION}", where=path)
-    ours = substrate_hash(substrate)
-    if doc.get("substrate_hash") != ours:
-        raise SremError(f"placement is for another network: scenario {doc.get('scenario')}, substrate "
-                        f"{str(doc.get('substrate_hash'))[:12]}; this one is substrate {ours[:12]}", where=path)
+    check_made_for(doc, substrate, FORMAT, VERSION, "placement file", path)
     hosts = doc.get("placement")
     if not isinstance(hosts, dict):
         raise SremError("no placement object", where=path, key="placement")

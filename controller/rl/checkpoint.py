@@ -18,7 +18,7 @@ import torch
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
-from controller.model.substrate import Substrate, substrate_hash
+from controller.model.substrate import Substrate, check_made_for, substrate_hash
 
 FORMAT = "srem-policy"
 VERSION = 1
@@ -49,14 +49,7 @@ def load_checkpoint(path: Path, substrate: Substrate, scenario_hash: str | None 
         raise SremError("no such checkpoint file", where=path) from None
     except Exception as exc:  # torch raises many types for a corrupt file; all mean the same to the user
         raise SremError(f"not a readable checkpoint ({type(exc).__name__})", where=path) from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SremError(f"not a {FORMAT} checkpoint", where=path)
-    if doc.get("version") != VERSION:
-        raise SremError(f"checkpoint version {doc.get('version')!r}, this srem reads {VERSION}", where=path)
-    ours = substrate_hash(substrate)
-    if doc.get("substrate_hash") != ours:
-        raise SremError(f"checkpoint is for another network: scenario {doc.get('scenario')}, substrate "
-                        f"{str(doc.get('substrate_hash'))[:12]}; this one is substrate {ours[:12]}", where=path)
+    check_made_for(doc, substrate, FORMAT, VERSION, "checkpoint", path)
     if scenario_hash is not None and doc.get("scenario_hash") != scenario_hash:
         raise SremError(f"checkpoint is for scenario {doc.get('scenario')} (hash {str(doc.get('scenario_hash'))[:12]}), "
                         f"the dataset's scenario hash is {scenario_hash[:12]}", where=path)
