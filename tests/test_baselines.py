@@ -7,8 +7,9 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli_rough_edges import one_line_error, run
 
@@ -17,6 +18,7 @@ from controller.errors import SremError
 from controller.evaluation import run_day
 from controller.model.constraints import storage_violations
 from controller.model.evaluator import StepEvaluator
+from controller.model.feasibility import capacities, place_one_by_one
 from controller.model.substrate import HostKind, substrate_hash
 from controller.model.workload import Request, Workload
 from controller.policies import Observation, make_policy
@@ -65,8 +67,17 @@ def test_greedy_slack_respects_storage_and_rdma_tables_where_they_bind(em, lm, t
         requests.append(Request(r, tuple(chain), source, 1 - source, (data.draw(st.floats(50.0, 250.0)),),
                                 (data.draw(st.floats(5.0, 30.0)),)))
     assignment = tuple(tuple(sub.instances_of_type[t][data.draw(st.integers(0, 1))] for t in req.chain) for req in requests)
-    start = tuple(data.draw(st.integers(0, len(sub.hosts) - 1)) for _ in sub.instances)
-    assume(storage_violations(sub, start) == {})  # from wherever a feasible step left them
+    # From wherever a feasible step left them: a random placement through the dynamic filter (storage
+    # holds), then instances of an EM whose RDMA table overflows back on a server, one at a time.
+    # (Drawing hosts blindly and filtering the infeasible out rejected most draws.)
+    tables = capacities(sub)
+    scores = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).random((len(sub.instances), len(sub.hosts)))
+    start = list(place_one_by_one(tables, scores, tables.can_ever_hold(), True))
+    server = sub.host_index["m1"]
+    while overloaded := storage_violations(sub, start):
+        host = next(iter(overloaded))
+        start[start.index(host)] = server
+    start = tuple(start)
     wl = Workload(0, tuple(requests), start, assignment)
     placement = decide(make_policy("greedy-slack"), sub, wl, 0, start)
     assert storage_violations(sub, placement) == {}
