@@ -361,8 +361,7 @@ def bed(tag: str, workdir: Path) -> Iterator[Bed]:
             plane.connect()
             deployer = Deployer(plane, SteeringOnly(layout, sub), DataplaneParams())
             report = deployer.deploy(w, result)
-            rules = deployer.deployment(w, result).rules
-            yield Bed(netns, sub, layout, w, rules, clients["s1"], wires, log, report.applied.versions)
+            yield Bed(netns, sub, layout, w, report.deployment.rules, clients["s1"], wires, log, report.applied.versions)
         finally:
             wires.close()
             plane.close()

@@ -22,7 +22,7 @@ import pytest
 
 from bmv2_bed import SKIP_REASON, in_netns, namespace, simple_switch
 from controller.dataplane import entries as E
-from controller.dataplane.deploy import Deployer
+from controller.dataplane.deploy import Deployer, DeployReport
 from controller.dataplane.entries import DropReason
 from controller.dataplane.external_memory import ExternalMemory
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
@@ -90,13 +90,12 @@ def test_chains_of_every_kind_on_bmv2(netns: str, switches: dict[str, str], tmp_
                            prefix=in_ns))
         deployer = Deployer(plane, ExternalMemory(layout, sub, {memory_server: (host, port)}), DataplaneParams())
 
-        def deploy(step: StepResult) -> None:
+        def deploy(step: StepResult) -> DeployReport:
             deployment = deployer.deployment(w, step)
-            deployer.apply(replace(deployment, paths=deployment.paths[:4] + (None,)))  # the last chain is rejected
+            return deployer.apply(replace(deployment, paths=deployment.paths[:4] + (None,)))  # the last chain is rejected
 
         assert sorted(plane.connect()) == ["s1", "s2"]
-        in_netns(netns, lambda: deploy(result))
-        rules = deployer.deployment(w, result).rules
+        rules = in_netns(netns, lambda: deploy(result)).deployment.rules  # type: ignore[attr-defined]
         flows = [chain_flow(layout, sub, r) for r in w.requests]
         classifier = sub.instance_index["classifier#0"]
         rule = next(r for r in rules[classifier] if r.key == flows[1])

@@ -269,7 +269,6 @@ def test_packet_io_and_counters_through_the_client(bed: Bed) -> None:
 
 def test_external_memory_is_written_before_a_switch_points_at_it_and_freed_after(bed: Bed, memserver: Proc) -> None:
     sub = bed.evaluator.substrate
-    w = bed.workload
     start, _ = bed.deploy_initial()
     em = hosts_of(sub, HostKind.EM)[0]
     switch = sub.node_names[sub.hosts[em].node]

@@ -38,6 +38,10 @@ class Capacities:
     """(instances, hosts): the instance's processing capacity on that host (eq. 10's C_f)."""
     delay_ms_per_mb: np.ndarray
     """(instances, hosts): the instance's processing delay per MB on that host (eq. 17)."""
+    index_mb: np.ndarray
+    """(instances, hosts): the RDMA-table entry the instance takes on an EM host (eq. 7; 0 elsewhere)."""
+    table_mb: np.ndarray
+    """(hosts,): an EM host's switch's RDMA table; infinite for the other hosts."""
 
     def used_mb(self, placement: Sequence[int]) -> np.ndarray:
         """Eq. 7, left-hand side, per host."""
@@ -77,13 +81,17 @@ def fits(room_mb: np.ndarray | float, size_mb: np.ndarray | float) -> np.ndarray
 def capacities(substrate: Substrate) -> Capacities:
     """The tables of `substrate`, built once per substrate object."""
     hosts, instances = substrate.hosts, substrate.instances
+    em = np.array([h.kind is HostKind.EM for h in hosts])
+    sizes = np.array([i.type.storage_mb for i in instances])
     return Capacities(
         substrate=substrate,
-        sizes_mb=np.array([i.type.storage_mb for i in instances]),
+        sizes_mb=sizes,
         storage_mb=np.array([h.storage_mb for h in hosts]),
         kinds=np.array([int(h.kind) for h in hosts]),
         processing_mbps=np.array([[substrate.instance_capacity_mbps(i.index, h.index) for h in hosts] for i in instances]),
         delay_ms_per_mb=np.array([[processing_delay_ms_per_mb(i.type, h) for h in hosts] for i in instances]),
+        index_mb=np.where(em[None, :], substrate.rdma_index_fraction * sizes[:, None], 0.0),
+        table_mb=np.array([substrate.rdma_table_mb(h.node) if h.kind is HostKind.EM else np.inf for h in hosts]),
     )
 
 

@@ -47,7 +47,7 @@ from controller.model.cost import it_cost
 from controller.model.delay import end_to_end_delay_ms, processing_delay_ms, transmission_delay_ms
 from controller.model.evaluator import StepEvaluator
 from controller.model.feasibility import Capacities, capacities, fits
-from controller.model.substrate import HostKind, Substrate
+from controller.model.substrate import Substrate
 from controller.model.units import gb_carried
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy, register
@@ -71,10 +71,6 @@ class SubstrateTables:
     """(instances, hosts, hosts): eq. 5/6 cost of that move."""
     it_cost: np.ndarray
     """(instances, hosts): eq. 2."""
-    index_mb: np.ndarray
-    """(instances, hosts): the RDMA-table entry the instance takes on an EM host (0 elsewhere)."""
-    table_mb: np.ndarray
-    """(hosts,): an EM host's switch's RDMA table; infinite for the other hosts."""
     inverse_bandwidth: np.ndarray
     """(nodes, nodes): eq. 19's term per Mbps (the sum of 1/B), the largest over the fewest-hop paths."""
     propagation_ms: np.ndarray
@@ -110,16 +106,12 @@ def substrate_tables(substrate: Substrate) -> SubstrateTables:
                 _, delay, migration, programming = evaluator.move(k, before, after)
                 move_delay[k, before, after] = delay
                 move_cost[k, before, after] = migration + programming
-    em = np.array([h.kind is HostKind.EM for h in hosts])
-    sizes = np.array([i.type.storage_mb for i in instances])
     return SubstrateTables(
         capacities=capacities(substrate),
         host_node=np.array([h.node for h in hosts]),
         move_delay_ms=move_delay,
         move_cost=move_cost,
         it_cost=np.array([[it_cost(i.type.storage_mb, h) for h in hosts] for i in instances]),
-        index_mb=np.where(em[None, :], substrate.rdma_index_fraction * sizes[:, None], 0.0),
-        table_mb=np.array([substrate.rdma_table_mb(h.node) if h.kind is HostKind.EM else np.inf for h in hosts]),
         inverse_bandwidth=inverse,
         propagation_ms=propagation,
         price_per_gb=price,
@@ -167,9 +159,9 @@ class GreedySlackPolicy(Policy):
         rate, deadline = self.rates[:, step], self.deadlines[:, step]
         sizes = t.capacities.sizes_mb
         room = t.capacities.room_left_mb(placement)
-        table_room = t.table_mb.copy()
+        table_room = t.capacities.table_mb.copy()
         for node, used in rdma_table_used_mb(t.capacities.substrate, placement).items():
-            table_room[(t.host_node == node) & np.isfinite(t.table_mb)] -= used
+            table_room[(t.host_node == node) & np.isfinite(t.capacities.table_mb)] -= used
         demand = [rate[r].sum() for r, _ in self.users]
         order = sorted(range(len(placement)), key=lambda k: (-demand[k], k))
         placed = np.zeros(len(placement), dtype=bool)
@@ -178,13 +170,13 @@ class GreedySlackPolicy(Policy):
             for k in order:
                 here = placement[k]
                 room[here] += sizes[k]
-                table_room[here] += t.index_mb[k, here]
-                allowed = fits(room, sizes[k]) & fits(table_room, t.index_mb[k])
+                table_room[here] += t.capacities.index_mb[k, here]
+                allowed = fits(room, sizes[k]) & fits(table_room, t.capacities.index_mb[k])
                 chosen = self.best_host(k, placement, previous, placed, rate, deadline, allowed) if allowed.any() else here
                 placement[k] = chosen
                 placed[k] = True
                 room[chosen] -= sizes[k]
-                table_room[chosen] -= t.index_mb[k, chosen]
+                table_room[chosen] -= t.capacities.index_mb[k, chosen]
                 changed |= chosen != here
             if not changed:
                 break
