@@ -1,5 +1,5 @@
 """The `srem` command line: topologies, scenarios, datasets, policies and experiments, the P4
-program, and the long-running external-memory processes (memory server, EMAC).
+program, the long-running external-memory processes (memory server, EMAC), and the live testbed.
 
 A thin shell: every experiment's defaults live in controller/experiments.py, and each command's
 flags are exactly the ones it uses (argparse refuses the rest). Every command that reports results
@@ -424,7 +424,8 @@ def cmd_shell(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise SremError(f"no P4Runtime server answers at {address} ({exc.strerror or exc}); is the switch running?",
                         where=f"switch {args.switch}") from None
-    command = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", address, "--device-id", str(args.device_id),
+    device_id = layout.switches[args.switch].switch_id if args.device_id is None else args.device_id
+    command = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", address, "--device-id", str(device_id),
                "--election-id", args.election_id]
     os.execv(sys.executable, command)
 
@@ -478,6 +479,136 @@ def cmd_emac(args: argparse.Namespace) -> None:
         raise SremError(str(exc), where=exc.option) from None
 
 
+def _refuse_without_testbed_tools(where: str) -> None:
+    from controller.testbed.preflight import missing
+
+    if lacking := missing():
+        raise SremError(f"the testbed needs {'; '.join(lacking)}", where=where)
+
+
+def cmd_testbed_up(args: argparse.Namespace) -> None:
+    import time
+
+    from controller.testbed import holder, inventory
+    from controller.testbed import state as testbed_state
+    from controller.testbed.network import TestbedOptions
+
+    _refuse_without_testbed_tools("srem testbed up")
+    topology = load_scenario(args.scenario).topology if args.scenario else load_topology(args.topology)
+    if (current := testbed_state.pointed()) is not None:
+        raise inventory.already_up(current)
+    run_dir = Path(args.run_dir or f"results/testbed-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    if (run_dir / testbed_state.STATE_FILE).exists():
+        raise SremError("holds a testbed's state already; choose another --run-dir", where=run_dir)
+    options = TestbedOptions(bandwidth_scale=args.bandwidth_scale, emulate_delay=not args.no_delay,
+                             external_memory=not args.no_external_memory, host_processes=not args.no_host_processes,
+                             switch_args=tuple(args.switch_arg), ready_timeout_s=args.timeout)
+    process = holder.spawn(run_dir, topology, options)
+    holder.wait_ready(process, run_dir, holder.UP_TIMEOUT_S + 3 * args.timeout)
+    state = testbed_state.load(run_dir / testbed_state.STATE_FILE)
+    document = {"run_dir": state.run_dir, "holder_pid": process.pid, "topology": topology.name,
+                "switches": {name: {"grpc": r.grpc, "device_id": r.switch_id} for name, r in state.switches.items()},
+                "memory_servers": state.memory_servers, "emac_metrics": state.emac_metrics, "delay_emulated": state.delay_emulated,
+                "bandwidth_scale": state.bandwidth_scale}
+    lines = [f"testbed up: {state.run_dir} ({topology.name}, holder pid {process.pid}; srem testbed down stops it)"]
+    lines += [f"  {name:<10} P4Runtime {r.grpc}  device id {r.switch_id}" for name, r in state.switches.items()]
+    if state.memory_servers:
+        lines.append("  memory servers: " + ", ".join(f"{name} {address}" for name, address in state.memory_servers.items()))
+        lines.append(f"  EMAC metrics: http://{state.emac_metrics}/metrics")
+    if not state.delay_emulated and any(link.delay_ms > 0 for link in topology.spec.links):
+        from controller.testbed.links import delay_note
+
+        _note(delay_note(topology))
+    _emit(args, document, "\n".join(lines))
+
+
+def cmd_testbed_status(args: argparse.Namespace) -> None:
+    from controller.testbed import inventory
+    from controller.testbed import state as testbed_state
+
+    path = testbed_state.pointed()
+    if path is None:
+        _emit(args, {"up": False}, "no testbed is up")
+        return
+    report = inventory.status(testbed_state.load(path))
+    lines = [f"testbed {report.run_dir}: {report.status}, {'healthy' if report.healthy else 'NOT healthy'}"]
+    for s in report.switches:
+        lines.append(f"  switch {s.name:<10} pid {s.pid:<8} {'alive' if s.alive else 'DEAD':<6} "
+                     f"P4Runtime {s.grpc} {'answers' if s.grpc_answers else 'does NOT answer'}")
+    for p in report.processes:
+        where = f" in {p.host}" if p.host else ""
+        lines.append(f"  {p.role:<9} {p.name:<10} pid {p.pid:<8} {'alive' if p.alive else 'DEAD'}{where}")
+    _emit(args, {"up": True, **report.to_dict()}, "\n".join(lines))
+
+
+def cmd_testbed_down(args: argparse.Namespace) -> None:
+    from controller.testbed import inventory
+
+    if os.geteuid() != 0:
+        raise SremError("needs root (it stops the testbed's processes and deletes its interfaces)", where="srem testbed down")
+    report = inventory.down()
+    if report is None:
+        _emit(args, {"down": False}, "no testbed is up")
+        return
+    _emit(args, {"down": True, "run_dir": report.run_dir, "stopped": report.stopped, "interfaces_deleted": report.interfaces},
+          f"testbed down: {report.run_dir} ({len(report.stopped)} processes stopped, {len(report.interfaces)} interfaces deleted)")
+
+
+def cmd_testbed_run(args: argparse.Namespace) -> None:
+    from controller.policies import make_policy
+    from controller.testbed import state as testbed_state
+    from controller.testbed.loop import LoopSettings
+    from controller.testbed.run import run_testbed, steps_table, summary
+
+    _refuse_without_testbed_tools("srem testbed run")
+    if os.geteuid() != 0:
+        raise SremError("needs root (network namespaces)", where="srem testbed run")
+    if (current := testbed_state.pointed()) is not None:
+        from controller.testbed import inventory
+
+        raise inventory.already_up(current)
+    scenario = load_scenario(args.scenario)
+    dataset = default_dataset(scenario, progress=not args.quiet)
+    policy = make_policy(args.policy)
+    count = len(dataset.hours) if args.steps is None else args.steps
+    if count > len(dataset.hours):
+        raise SremError(f"the day has {len(dataset.hours)} steps", where="--steps")
+    out = Path(args.out or f"results/testbed-{experiments.safe_name(scenario.name)}-wl{args.workload}-{experiments.safe_name(args.policy)}")
+    _refuse_existing(out, args.force, directory=True)
+    if out.exists():
+        shutil.rmtree(out)
+    settings = LoopSettings(step_seconds=args.step_seconds, probe_pps=args.probe_pps, budget_pps=args.budget_pps)
+    result = run_testbed(scenario, dataset, args.workload, policy, settings, out.resolve(), count,
+                         say=lambda line: None if args.json else print(line, file=sys.stderr))
+    _emit(args, summary(result), f"{steps_table(result)}\nper-chain tables: {out}/chains.md; latency plot: {out}/latency.png")
+
+
+def cmd_testbed_probe(args: argparse.Namespace) -> None:
+    import time
+
+    from controller.testbed import probes as P
+    from controller.testbed import state as testbed_state
+    from hosts.control import ControlError, call
+
+    path = testbed_state.pointed()
+    if path is None:
+        raise SremError("no testbed is up (srem testbed up, or srem testbed run)", where="srem testbed probe")
+    state = testbed_state.load(path)
+    sockets = [Path(state.run_dir) / "ctl" / f"traffic-{h}.sock" for h, r in state.hosts.items() if r.kind == "traffic"]
+    log = P.ProbeLog()
+    started = time.time_ns()
+    time.sleep(args.seconds)
+    for socket_path in sockets:
+        try:
+            log.add(call(socket_path, "collect", timeout=10.0))
+        except ControlError as exc:
+            raise SremError(str(exc), where="srem testbed probe") from None
+    stats = P.window_stats(log, started, time.time_ns(), grace_ns=int(min(args.seconds / 2, 1.0) * 1e9))
+    _emit(args, {str(c): {"sent": s.sent, "lost": s.lost, "reordered": s.reordered, "p50_ms": s.p50_us / 1e3,
+                          "p99_ms": s.p99_us / 1e3} for c, s in stats.items()},
+          P.table(stats, f"probes of the last {args.seconds:g} s per chain"))
+
+
 def _experiment_parsers(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     """One subcommand per experiment, each with only the flags it uses; defaults shown from controller/experiments.py."""
     fig5, fig5q = experiments.FIG5, experiments.FIG5_QUICK
@@ -500,7 +631,8 @@ def _experiment_parsers(sub: argparse._SubParsersAction, parents: list[argparse.
         p.set_defaults(func=func)
         return p
 
-    p = add("fig5", cmd_fig5, "Fig. 5: SR-EM's training reward with static, dynamic and hybrid filters (CSV, PNG, markdown)",
+    p = add("fig5", cmd_fig5, "Fig. 5: how SR-EM learns with static, dynamic and hybrid filters - the greedy policy's reward "
+            "on test workloads during training, the training reward, and what each filter removes (CSV, PNG, markdown)",
             f"scenario {fig5q.scenario}, {fig5q.episodes} episodes, {fig5q.seeds} seeds",
             f"{fig5.scenario}; {fig5q.scenario} with --quick")
     p.add_argument("--episodes", type=positive_int, default=None, help=f"training episodes per run (default {fig5.episodes})")
@@ -517,6 +649,54 @@ def _experiment_parsers(sub: argparse._SubParsersAction, parents: list[argparse.
     p.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
                    help=f"the exact solver's time limit per step (default {gap.time_limit_s:g})")
     p.add_argument("--policy", type=labelled_policy, action="append", default=[], metavar="[LABEL=]SPEC", help=policy_help)
+
+
+def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.ArgumentParser) -> None:
+    """`srem testbed up|status|down`: the live testbed for interactive use (controller/testbed/)."""
+    from controller.testbed.processes import READY_TIMEOUT_S
+
+    p = sub.add_parser("up", parents=[json_flag],
+                       help="bring the network of a topology up (Mininet, one BMv2 per switch, memory servers, EMAC) and leave "
+                            "it running in a background holder process; returns when every switch answers")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scenario", help="preset name or scenario YAML file: its topology")
+    source.add_argument("--topology", help=f"built-in topology ({', '.join(builtin_names())}) or a topology file")
+    p.add_argument("--run-dir", default=None, help="where the state file, logs and control sockets go "
+                                                   "(default results/testbed-YYYYmmdd-HHMMSS)")
+    p.add_argument("--bandwidth-scale", type=positive_float, default=1.0,
+                   help="each link's htb rate is its topology bandwidth times this (default 1)")
+    p.add_argument("--no-delay", action="store_true", help="do not emulate link delay even where the kernel has netem")
+    p.add_argument("--no-external-memory", action="store_true", help="start no memory servers and no EMAC")
+    p.add_argument("--no-host-processes", action="store_true",
+                   help="start neither the rack servers' VNF service nor the traffic hosts' agents (hosts/)")
+    p.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
+                   help="one more simple_switch_grpc option, repeatable; write it with '=': --switch-arg=--pcap=DIR")
+    p.add_argument("--timeout", type=positive_float, default=READY_TIMEOUT_S, metavar="SECONDS",
+                   help=f"bound on each start-up wait: the switches, the memory servers, the host processes (default {READY_TIMEOUT_S:g})")
+    p.set_defaults(func=cmd_testbed_up)
+    p = sub.add_parser("status", parents=[json_flag], help="each switch's process and P4Runtime port, every other process of the testbed")
+    p.set_defaults(func=cmd_testbed_status)
+    p = sub.add_parser("run", parents=[json_flag],
+                       help="bring the testbed up, let a policy reconfigure it live step by step for one workload while probes "
+                            "measure every chain, print the per-step table, write the run directory, tear down")
+    p.add_argument("--scenario", default="paper", help="preset name or scenario YAML file (default paper): its topology and dataset")
+    p.add_argument("--workload", type=non_negative_int, default=0, help="index of the test workload (default 0)")
+    p.add_argument("--policy", default="srem", help="policy SPEC as for srem evaluate (default srem: the shipped checkpoint)")
+    p.add_argument("--steps", type=positive_int, default=None, help="the first N steps of the day (default all)")
+    p.add_argument("--step-seconds", type=positive_float, default=10.0, help="wall time of one two-hour step (default 10)")
+    p.add_argument("--probe-pps", type=positive_float, default=10.0, help="probes per second per chain (default 10)")
+    p.add_argument("--budget-pps", type=positive_float, default=1000.0,
+                   help="data packets per second in total at the workload's busiest step; sets the scale factor (default 1000)")
+    p.add_argument("--out", default=None, help="run directory (default results/testbed-SCENARIO-wlN-POLICY)")
+    p.add_argument("--force", action="store_true", help="replace the run directory if it holds results")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_testbed_run)
+    p = sub.add_parser("probe", parents=[json_flag], help="the probe table of the running testbed's chains over the next SECONDS")
+    p.add_argument("--seconds", type=positive_float, default=5.0, help="how long to measure (default 5)")
+    p.set_defaults(func=cmd_testbed_probe)
+    p = sub.add_parser("down", parents=[json_flag],
+                       help="stop the testbed and remove everything it recorded (also after a crash); nothing up is not an error")
+    p.set_defaults(func=cmd_testbed_down)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -607,7 +787,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topology", default="paper", help="built-in topology or topology file (default: paper)")
     p.add_argument("--address", default=None, metavar="HOST:PORT",
                    help="P4Runtime address (default: 127.0.0.1:50000+switch id, the testbed's)")
-    p.add_argument("--device-id", type=non_negative_int, default=1, help="P4Runtime device id (default 1, the testbed's)")
+    p.add_argument("--device-id", type=non_negative_int, default=None,
+                   help="P4Runtime device id (default: the switch id, as the testbed starts it)")
     p.add_argument("--election-id", default="0,2",
                    help="HIGH,LOW (default 0,2: above the controller's 1, so the shell becomes primary and can write)")
     p.set_defaults(func=cmd_shell)
@@ -639,6 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-ms", type=positive_float, default=50.0, help="wait for a READ completion (default 50)")
     p.add_argument("--retries", type=non_negative_int, default=1, help="times a READ is posted again after a timeout (default 1)")
     p.set_defaults(func=cmd_emac)
+
+    testbed = sub.add_parser("testbed", help="the live testbed: a Mininet network of BMv2 switches from a topology file")
+    _testbed_parsers(testbed.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser), json_flag)
     return parser
 
 

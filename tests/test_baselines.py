@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli_rough_edges import one_line_error, run
@@ -17,8 +18,10 @@ import factories as f
 from controller.errors import SremError
 from controller.evaluation import run_day
 from controller.model.constraints import storage_violations
+from controller.model.dataset import generate_dataset
 from controller.model.evaluator import StepEvaluator
 from controller.model.feasibility import capacities, place_one_by_one
+from controller.model.scenario import PRESET_DIR, scenario_from_dict
 from controller.model.substrate import HostKind, substrate_hash
 from controller.model.workload import Request, Workload
 from controller.policies import Observation, make_policy
@@ -168,22 +171,34 @@ def test_the_simple_fixed_placements(small_dataset) -> None:
         return [sub.hosts[h].name for h in decide(policy, sub, wl, 3, wl.initial_placement)]
 
     assert hosts("servers") == [sub.hosts[h].name for h in wl.initial_placement]
-    assert hosts("em:c2") == ["em:c2"] * len(sub.instances)
-    assert hosts("round-robin") == [f"em:{s}" for s in sub.switch_names[:len(sub.instances)]]
-    lm = hosts("lm:c2")
-    # c2's LM holds the two small types (5-15 MB each), not the large ones (40-120 MB), which stay on servers.
-    assert lm.count("lm:c2") == 2 and all(h == "lm:c2" or not h.startswith(("lm:", "em:")) for h in lm)
+    for form in ("em:c2", "lm:c2"):
+        placed = hosts(form)
+        inside = [k for k, h in enumerate(placed) if h == form]
+        rest = [k for k, h in enumerate(placed) if h != form]
+        assert inside and all(placed[k] == sub.hosts[wl.initial_placement[k]].name for k in rest)
+        # the most instances that fit: none left outside is smaller than the smallest one inside could make room for
+        room = sub.hosts[sub.host_index[form]].storage_mb - sum(sub.instances[k].type.storage_mb for k in inside)
+        assert all(sub.instances[k].type.storage_mb > room for k in rest)
+    robin = hosts("round-robin")
+    for k, h in enumerate(robin):
+        assert h in (f"em:{sub.switch_names[k % len(sub.switch_names)]}", sub.hosts[wl.initial_placement[k]].name)
+    assert any(h.startswith("em:") for h in robin)
     assert simple_forms(sub)[:2] == ["servers", "em:c1"] and len(simple_forms(sub)) == 2 + 2 * len(sub.switch_names)
     for form in simple_forms(sub):
         assert storage_violations(sub, simple_placement(sub, form)) == {}
 
 
-def test_a_fixed_placement_that_does_not_fit_is_refused() -> None:
+def test_a_fixed_placement_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     topo = f.topology_dict(["s1", "s2"], ["m1", "m2"], LINKS)
     sub = f.substrate(topo, [f.vnf("fw", 100.0, instances=2)], switches={"s1": f.switch(em=150.0), "s2": f.switch()})
+    policy = make_policy("fixed:em:s1")
+    policy.bind(sub)
+    assert [sub.hosts[h].name for h in policy.placement].count("em:s1") == 1, "one fits, the other stays on a server"
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(placement_document(sub, "t", (sub.host_index["em:s1"],) * 2)))
     with pytest.raises(SremError, match="placement does not fit: storage of em:s1: 200.0 MB placed, 150.0 MB available") as err:
-        make_policy("fixed:em:s1").bind(sub)
-    assert err.value.where == "--policy fixed:em:s1"
+        make_policy(f"fixed:{path}").bind(sub)
+    assert err.value.where == str(path)
 
 
 def test_a_placement_file_round_trips_and_is_refused_on_another_network(tmp_path: Path, small_dataset, paper_dataset) -> None:
@@ -245,10 +260,16 @@ def test_the_search_improves_on_its_starting_points(small_dataset) -> None:
     assert storage_violations(sub, result.placement) == {}
 
 
-def test_the_search_is_reproducible_and_stops_at_a_local_optimum(small_dataset) -> None:
-    one = search_fixed(small_dataset, SearchSettings(budget=1000, sample=3, seed=1))
-    assert one.converged and one.evaluations < 1000
-    assert search_fixed(small_dataset, SearchSettings(budget=1000, sample=3, seed=1)).placement == one.placement
+def test_the_search_is_reproducible_and_stops_at_a_local_optimum(tmp_path: Path) -> None:
+    # `small` with one instance per class and type (12), so that a local optimum is reached within the budget.
+    data = yaml.safe_load((PRESET_DIR / "small.yaml").read_text())
+    for vnf in data["vnfs"]:
+        vnf["instances"] = 3
+    data["dataset"] = {"train": 4, "test": 1, "seed": 1}
+    dataset = generate_dataset(scenario_from_dict(data, "tiny"), tmp_path / "tiny", progress=False)
+    one = search_fixed(dataset, SearchSettings(budget=1500, sample=3, seed=1))
+    assert one.converged and one.evaluations < 1500
+    assert search_fixed(dataset, SearchSettings(budget=1500, sample=3, seed=1)).placement == one.placement
 
 
 def test_train_best_fixed_writes_a_file_that_fixed_evaluates(capsys, tmp_path: Path, monkeypatch, small_dataset) -> None:  # type: ignore[no-untyped-def]

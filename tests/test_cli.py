@@ -127,15 +127,6 @@ def test_experiment_fig6_writes_csv_plots_and_table(tmp_path, paper_dataset):
     assert len(rows) == 1 + 7 * 6
 
 
-def test_experiment_fig5_quick(tmp_path, small_dataset):
-    out = tmp_path / "fig5"
-    proc = srem("experiment", "fig5", "--quick", "--episodes", "20", "--out", str(out), "--json", "--quiet", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)
-    assert set(doc["final_reward"]) == {"static", "dynamic", "hybrid"}
-    assert len((out / "fig5.csv").read_text().splitlines()) == 1 + 3 * 2 * 20
-
-
 @pytest.mark.parametrize(("args", "fragments"), [
     (["memserver", "--loss", "1.5"], ["--loss", "out of range"]),
     (["memserver", "--listen", "localhost"], ["--listen", "not HOST:PORT"]),

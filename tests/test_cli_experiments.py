@@ -1,14 +1,16 @@
 """`srem experiment fig5|fig6|gap`: flags of their own, defaults from controller/experiments.py,
 methods chosen with --policy LABEL=SPEC, output folders named by the run and never overwritten
-without --force, and structured JSON."""
+without --force, structured JSON, and the CSV, tables and plots a reader uses."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from test_cli import srem
 from test_cli_rough_edges import one_line_error, run
 
 from controller import cli, experiments
@@ -49,8 +51,9 @@ def test_defaults_live_with_the_experiments():
     assert not hasattr(cli, "FIG6_POLICIES")
     assert dict(experiments.FIG6.methods) == dict(experiments.GAP.methods) == dict(experiments.METHODS)
     assert list(experiments.METHODS) == ["SR-EM", "LAG", "DDQN-CM", "RANDOM", "static", "greedy-slack", "best-fixed"]
-    assert (experiments.FIG5.scenario, experiments.FIG5.episodes, experiments.FIG5.seeds) == ("paper", 12000, 3)
-    assert (experiments.FIG5_QUICK.scenario, experiments.FIG6_QUICK.limit, experiments.GAP.scenario) == ("small", 30, "small")
+    assert (experiments.FIG5.scenario, experiments.FIG5.seeds, experiments.FIG5.test_workloads) == ("paper", 3, 50)
+    assert (experiments.FIG5_QUICK.scenario, experiments.FIG5_QUICK.seeds) == ("small", 3)
+    assert (experiments.FIG6_QUICK.limit, experiments.GAP.scenario) == (30, "small")
 
 
 def test_results_folders_are_named_by_the_run():
@@ -92,7 +95,21 @@ def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_
     out_dir = in_tmp / doc["out"]
     assert doc["out"] == "results/" + "-".join(["fig6-small", experiments.safe_name(f"SR-EM=srem:{small_checkpoint}"), "limit2"])
     assert set(_files(out_dir)) == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
-    assert len((out_dir / "fig6.csv").read_text().splitlines()) == 1 + 5 * 6
+    _assert_pngs(out_dir, "fig6a.png", "fig6b.png", "fig6c.png")
+    rows = list(csv.DictReader((out_dir / "fig6.csv").open()))
+    assert list(rows[0]) == experiments.FIG6_CSV_COLUMNS and len(rows) == 5 * 6
+    for label, policy in doc["policies"].items():
+        hours = policy["per_hour"]
+        intervals = doc["intervals"][label]
+        assert len(intervals["acceptance_ratio_ci95"]) == len(intervals["cost_total_per_workload_ci95"]) == len(hours)
+        assert all(half >= 0 for half in intervals["acceptance_ratio_ci95"] + intervals["cost_total_per_workload_ci95"])
+        split = doc["cost_split"][label]
+        for period, working in (("working_hours", True), ("evening", False)):
+            assert set(split[period]) == {"it", "bandwidth", "reconfiguration"}
+            # eq. 1's parts add up to its total, per part of the day
+            assert sum(split[period].values()) == pytest.approx(
+                sum(h["cost_total_per_workload"] for h in hours if h["working_hours"] == working))
+    assert "working: bandwidth" in (out_dir / "fig6.md").read_text()
 
     before = _files(out_dir)
     one_line_error(run(capsys, *args), doc["out"], "--force")
@@ -100,6 +117,44 @@ def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_
     status, _, err = run(capsys, *args, "--force")
     assert status == 0, err
     assert [p.name for p in (in_tmp / "results").iterdir()] == [out_dir.name], "no staging folder left behind"
+
+
+def _assert_pngs(folder: Path, *names: str) -> None:
+    for name in names:
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_fig5_quick_measures_each_variant_on_test_workloads_and_what_the_filters_remove(tmp_path, small_dataset):
+    # `srem` in a fresh interpreter, as users run it: the training runs go to spawned processes.
+    out = tmp_path / "fig5"
+    proc = srem("experiment", "fig5", "--quick", "--episodes", "4", "--seeds", "2", "--out", str(out), "--json", "--quiet",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["scenario"], doc["episodes"], doc["seeds"], doc["checkpoints"]) == ("small", 4, [0, 1], [1, 2, 3, 4])
+    assert doc["test_workloads"] == len(small_dataset.split("test")) and doc["episodes_per_second"] > 0
+    assert set(_files(out)) == {"fig5.csv", "fig5_training.csv", "fig5.png", "fig5.md"}
+    _assert_pngs(out, "fig5.png")
+
+    rows = list(csv.DictReader((out / "fig5.csv").open()))
+    assert list(rows[0]) == experiments.FIG5_CSV_COLUMNS and len(rows) == 3 * 2 * 4
+    training = list(csv.DictReader((out / "fig5_training.csv").open()))
+    assert list(training[0]) == experiments.FIG5_TRAINING_CSV_COLUMNS and len(training) == 3 * 2 * 4
+    for variant in experiments.FIG5_VARIANTS:
+        final = doc["final_test_reward"][variant]
+        assert set(final) == {"mean", "std", "ci95_low", "ci95_high"}
+        last = [float(r["test_reward"]) for r in rows if r["variant"] == variant and r["episodes_trained"] == "4"]
+        assert final["mean"] == pytest.approx(sum(last) / 2, abs=1e-6)
+        assert final["ci95_low"] <= final["mean"] <= final["ci95_high"]
+        assert 0 <= doc["final_test_acceptance"][variant]["mean"] <= 1
+        assert set(doc["final_training_reward"][variant]) == {"mean", "std", "ci95_low", "ci95_high"}
+    assert sorted(doc["order"]) == sorted(experiments.FIG5_VARIANTS)
+    assert doc["paper_order_holds"] == (doc["order"] == ["hybrid", "dynamic", "static"])
+    removal = doc["filter_removal"]
+    assert removal["choices"] == removal["placements"] * len(small_dataset.substrate.instances)
+    assert 0 < removal["static"] <= removal["dynamic"] <= removal["static"] + removal["dynamic_not_static"]
+    text = (out / "fig5.md").read_text()
+    assert f"the dynamic filter {removal['dynamic']:.1%}" in text and "the paper's order" in text
 
 
 def test_a_quick_run_does_not_touch_a_full_one(capsys, in_tmp, small_dataset):
@@ -137,7 +192,7 @@ def test_gap_compares_every_method_in_json(capsys, in_tmp, small_dataset):
     optimum = doc["methods"]["optimum"]
     assert optimum["spec"] == "ilp:1" and optimum["acceptance_gap"] == 0 and optimum["cost_gap_relative"] == 0
     for method in doc["methods"].values():
-        assert method["requests_total"] == 6 * 20
+        assert method["requests_total"] == 6 * len(small_dataset.split("test")[0].requests)
         assert method["acceptance_ratio"] == pytest.approx(method["accepted_total"] / method["requests_total"])
         assert method["acceptance_gap"] == pytest.approx(method["acceptance_ratio"] - optimum["acceptance_ratio"])
         assert method["cost_gap_relative"] == pytest.approx(method["cost_per_workload_day"] / optimum["cost_per_workload_day"] - 1)

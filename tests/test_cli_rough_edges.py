@@ -128,7 +128,7 @@ def test_totals_and_means_are_labelled(capsys, in_tmp, small_dataset):
         assert set(hour) == {"hour", "working_hours", "workloads", "requests_total", "accepted_total", "acceptance_ratio",
                              "cost_it_per_workload", "cost_bw_per_workload", "cost_reconf_per_workload",
                              "cost_total_per_workload", "share_server", "share_lm", "share_em", "rejected_total"}
-        assert hour["workloads"] == 3 and hour["requests_total"] == 3 * 20  # small: 20 SFCs per workload
+        assert hour["workloads"] == 3 and hour["requests_total"] == 3 * 45  # small: 45 SFCs per workload
         assert sum(hour["rejected_total"].values()) == hour["requests_total"] - hour["accepted_total"]
     header = (in_tmp / "results" / "evaluate-small-static-test-limit3.csv").read_text().splitlines()[0].split(",")
     assert "requests_total" in header and "cost_total_per_workload" in header and "rejected_deadline_total" in header

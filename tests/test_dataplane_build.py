@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -155,15 +156,24 @@ def test_rules_scale_with_storage_and_cover_every_chain(paper_day) -> None:  # t
     assert len(doubled[0]) == max(round(2 * sub.instances[0].type.storage_mb), sum(0 in a for a in workload.assignment))
 
 
-def test_every_accepted_chain_walks_its_instances_in_order(paper_day) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("reading", ["carried", "dropped"])
+def test_every_carried_chain_walks_its_instances_in_order(paper_day, paper_dataset, reading) -> None:  # type: ignore[no-untyped-def]
+    """docs/model.md, "Rejected traffic": the chains the evaluator carries are steered through their
+    instances (under `carried` also the late and over-capacity ones), the others are dropped at their source."""
     sub, workload, results, layout, _ = paper_day
-    kinds_seen = set()
+    if reading != paper_dataset.objective_weights.rejected_traffic:
+        weights = dataclasses.replace(paper_dataset.objective_weights, rejected_traffic=reading)
+        policy = make_policy("random:3")
+        policy.bind(sub)
+        results = run_day(StepEvaluator(sub, weights), paper_dataset, workload, policy)
+    kinds_seen, outcomes_seen = set(), set()
     for result in results:
         states = deploy(paper_day, result)
         for request, instances, outcome in zip(workload.requests, workload.assignment, result.requests):
             source, target = sub.node_names[request.source], sub.node_names[request.target]
             w = walk(layout, states, source, chain_flow(layout, sub, request))
-            if not outcome.accepted:
+            outcomes_seen.add((outcome.accepted, outcome.carried))
+            if not outcome.carried:
                 assert w.outcome == "rejected"
                 continue
             assert w.outcome == "delivered" and w.end == target
@@ -173,6 +183,11 @@ def test_every_accepted_chain_walks_its_instances_in_order(paper_day) -> None:  
                 assert where == sub.node_names[host.node]
                 kinds_seen.add(host.kind)
     assert kinds_seen == {HostKind.SERVER, HostKind.LM, HostKind.EM}
+    # (accepted, carried): an accepted chain is always carried; rejected ones occur, walked under
+    # `carried` (and dropped only without a path), all dropped under `dropped`.
+    rejected_carried = reading == "carried"
+    assert {(True, True), (False, rejected_carried)} <= outcomes_seen and (True, False) not in outcomes_seen
+    assert rejected_carried or (False, True) not in outcomes_seen
 
 
 def test_entries_survive_the_p4info_both_ways(paper_day) -> None:  # type: ignore[no-untyped-def]

@@ -50,17 +50,21 @@ def test_paper_dataset_shape(paper_dataset):
     assert paper_dataset.hours == [10, 12, 14, 16, 18, 20]
     assert m.scenario_hash == scenario.content_hash()
     sub = paper_dataset.substrate
-    assert len(sub.instances) == 8 and len(sub.hosts) == 12 + 2 * 10
+    assert [len(sub.instances_of_type[t]) for t in range(len(sub.vnf_types))] == [6, 6, 12, 12]
+    assert len(sub.instances) == 36 and len(sub.hosts) == 12 + 2 * 10
     assert sum(1 for _ in paper_dataset.workloads("train")) == 1200
     spec = scenario.spec.requests
+    busy_hours = [c.busy_hours for c in spec.classes]  # busy_order: fixed
+    assert busy_hours == [[10], [12], [14]]
     for wl in paper_dataset.test:
         assert len(wl.requests) == 90
         for r, instances in zip(wl.requests, wl.assignment):
             assert 1 <= len(r.chain) <= 4 and len(set(r.chain)) == len(r.chain)
             assert r.source != r.target and max(r.source, r.target) < sub.num_switches
             assert [sub.instances[k].type.index for k in instances] == list(r.chain)
+            (cls,) = {sub.instances[k].ordinal % len(busy_hours) for k in instances}  # the class's own instances
             for step, hour in enumerate(paper_dataset.hours):
-                period = spec.working_hours if hour < 16 else spec.evening
+                period = spec.working_hours if hour in busy_hours[cls] else spec.evening
                 assert period.rate_mbps[0] <= r.rate_mbps[step] <= period.rate_mbps[1]
                 assert period.deadline_ms[0] <= r.deadline_ms[step] <= period.deadline_ms[1]
 
@@ -71,19 +75,27 @@ def test_initial_placement_is_the_cheapest_server_with_room(paper_dataset):
     servers = [h for h in sub.hosts if h.kind is HostKind.SERVER]
     cheapest = min(servers, key=lambda h: h.price)
     assert all(sub.hosts[h].kind is HostKind.SERVER for h in wl.initial_placement)
-    assert set(wl.initial_placement) == {cheapest.index}  # 8 instances of < 1 GB fit on any server
+    assert set(wl.initial_placement) == {cheapest.index}  # 36 instances of < 3.4 GB fit on any server (8 GB or more)
 
 
 def test_initial_assignment_respects_capacity_where_it_can(small_dataset):
+    """Each VNF goes to an instance of its request's class pool with room for the request's peak rate
+    whenever the pool has one (docs/model.md, "Service classes")."""
     sub = small_dataset.substrate
+    spec = load_scenario("small").spec.requests
+    assert spec.busy_order == "fixed"
+    classes = len(spec.classes)
     for wl in small_dataset.test:
         load = [0.0] * len(sub.instances)
         for r, instances in zip(wl.requests, wl.assignment):
+            busy_hour = small_dataset.hours[max(range(len(r.rate_mbps)), key=lambda s: r.rate_mbps[s])]
+            (cls,) = [c for c, sc in enumerate(spec.classes) if busy_hour in sc.busy_hours]  # known from the traffic alone
+            peak = max(r.rate_mbps)
             for k in instances:
-                fitting = [c for c in sub.instances_of_type[sub.instances[k].type.index]
-                           if load[c] + r.rate_mbps[0] <= sub.instance_capacity_mbps(c, wl.initial_placement[c])]
-                assert not fitting or k in fitting
-                load[k] += r.rate_mbps[0]
+                pool = [c for c in sub.instances_of_type[sub.instances[k].type.index] if sub.instances[c].ordinal % classes == cls]
+                fitting = [c for c in pool if load[c] + peak <= sub.instance_capacity_mbps(c, wl.initial_placement[c])]
+                assert k in pool and (not fitting or k in fitting)
+                load[k] += peak
 
 
 def _copy(small_dataset, tmp_path):

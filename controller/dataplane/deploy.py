@@ -5,7 +5,8 @@ switches and in external memory, or leave the previous configuration in force.
 instance's rules at the scenario's `dataplane.rules_per_mb`), stages the EM-hosted instances'
 tables in their memory servers, has `DataPlane.apply` move the switches over consistently, then
 commits the regions (frees those no switch names any more) - or, if the switches refused, aborts
-(frees what it staged). The live loop calls it; tests and benchmarks call it too instead of
+(frees what it staged). With rack servers (`RackServers`), their VNF processes get the new
+configuration between the switches' prepare and commit, and retire the old one after the drain. The live loop calls it; tests and benchmarks call it too instead of
 assembling the pieces themselves.
 """
 
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Protocol
 
-from controller.dataplane.builder import Deployment, EmRegion, deployment_of_step, plan_em_regions
+from controller.dataplane.builder import Deployment, EmRegion, Steer, deployment_of_step, plan_em_regions
 from controller.dataplane.layout import Layout
+from controller.dataplane.rack_servers import RackServers
 from controller.dataplane.reconciler import ApplyReport, DataPlane
 from controller.model.evaluator import StepResult
 from controller.model.scenario import DataplaneParams
@@ -66,9 +69,10 @@ class DeployReport:
 
 
 class Deployer:
-    def __init__(self, plane: DataPlane, regions: RegionStore, params: DataplaneParams) -> None:
+    def __init__(self, plane: DataPlane, regions: RegionStore, params: DataplaneParams, servers: RackServers | None = None) -> None:
         self.plane = plane
         self.regions = regions
+        self.servers = servers
         self.rules_per_mb = params.rules_per_mb
 
     def deployment(self, workload: Workload, result: StepResult) -> Deployment:
@@ -78,20 +82,34 @@ class Deployer:
         """Make `result`'s placement true; on any failure the previous configuration stays in force and the error propagates."""
         started = time.perf_counter()
         deployment = self.deployment(workload, result)
-        return self.apply(deployment, resync, {"rules": time.perf_counter() - started})
+        return self.apply(deployment, resync, {"rules": time.perf_counter() - started}, step=result.step)
 
-    def apply(self, deployment: Deployment, resync: bool = False, seconds: dict[str, float] | None = None) -> DeployReport:
-        """Stage the deployment's EM tables, move the switches over, then commit the regions (or abort them)."""
+    def apply(self, deployment: Deployment, resync: bool = False, seconds: dict[str, float] | None = None,
+              step: int = 0) -> DeployReport:
+        """Stage the deployment's EM tables, move the switches over (the rack servers between prepare
+        and commit, their processing delays at `step`'s rates), then commit the regions (or abort them)."""
         seconds = dict(seconds or {})
         started = time.perf_counter()
         regions = self.regions.stage(deployment)
         seconds["em"] = time.perf_counter() - started
+        servers = self.servers
+
+        def stage_servers(versions: dict[int, int], steering: Mapping[int, tuple[Steer, ...] | None]) -> None:
+            assert servers is not None
+            servers.stage(deployment, step, versions, steering)
+
         try:
-            applied = self.plane.apply(deployment, regions, resync)
+            applied = self.plane.apply(deployment, regions, resync, stage_servers if servers is not None else None)
         except BaseException:
             self.regions.abort()
+            if servers is not None:
+                servers.abort()
             raise
         started = time.perf_counter()
         self.regions.commit()
         seconds["em"] += time.perf_counter() - started
+        if servers is not None:
+            started = time.perf_counter()
+            servers.commit()
+            applied.seconds["servers"] = applied.seconds.get("servers", 0.0) + time.perf_counter() - started
         return DeployReport(deployment, applied, {**seconds, **applied.seconds})

@@ -112,6 +112,15 @@ class ExternalMemory:
         self._release(self._fresh)
         self._staged, self._fresh = None, []
 
+    def forget_server(self, server: int) -> list[int]:
+        """A memory server restarted empty: forget what we had written there, so that the next stage
+        writes those instances' tables again (under new region names, so the switches move over
+        consistently). The instances whose tables were lost."""
+        lost = [k for k, p in self.active.items() if p.region.server == server]
+        for k in lost:
+            del self.active[k]
+        return lost
+
     def _release(self, programmed: list[Programmed]) -> int:
         """Free regions, best effort: a region that cannot be freed now is logged (it only costs memory)."""
         if not programmed:

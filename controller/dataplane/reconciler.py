@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from controller.dataplane import entries as E
-from controller.dataplane.builder import Deployment, EmRegion, all_steering, desired_state
+from controller.dataplane.builder import Deployment, EmRegion, Steer, all_steering, desired_state
 from controller.dataplane.consistency import Plan, choose_versions, plan_update, undo
 from controller.dataplane.entries import SwitchState, Update
 from controller.dataplane.layout import Layout
@@ -28,6 +28,7 @@ from controller.model.topology import NodeName
 from controller.model.workload import Placement
 
 log = logging.getLogger(__name__)
+BeforeCommit = Callable[[dict[int, int], Mapping[int, tuple[Steer, ...] | None]], None]
 
 
 @dataclass
@@ -77,9 +78,12 @@ class DataPlane:
             if hosts[h].kind is HostKind.EM and k not in em_regions:
                 raise SremError(f"no external-memory region for it on {hosts[h].name}", where=f"placement of {self.substrate.instances[k].name}")
 
-    def apply(self, deployment: Deployment, em_regions: Mapping[int, EmRegion], resync: bool = False) -> ApplyReport:
+    def apply(self, deployment: Deployment, em_regions: Mapping[int, EmRegion], resync: bool = False,
+              before_commit: BeforeCommit | None = None) -> ApplyReport:
         """Make the switches hold this deployment, EM-hosted instances pointing at `em_regions`;
-        `resync` reads the switches first even when we know what they hold."""
+        `resync` reads the switches first even when we know what they hold. `before_commit(versions,
+        steering)` runs between prepare and commit: what must serve the new versions before any
+        packet carries them (the rack servers' functions); if it raises, prepare is undone."""
         self.check(deployment.placement, em_regions)
         current = self.read() if resync or self.known is None else self.known
         self.known = None
@@ -92,6 +96,14 @@ class DataPlane:
         report = ApplyReport(plan, versions, {"build": time.perf_counter() - started})
         done: list[tuple[NodeName, list[Update]]] = []
         for phase_name, phase in plan.phases()[:2]:
+            if phase_name == "commit" and before_commit is not None:
+                started = time.perf_counter()
+                try:
+                    before_commit(versions, steering)
+                except BaseException:
+                    self._roll_back(done, current)
+                    raise
+                report.seconds["servers"] = time.perf_counter() - started
             started = time.perf_counter()
             for switch, updates in phase.items():
                 try:

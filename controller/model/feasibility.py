@@ -101,9 +101,10 @@ def place_one_by_one(
     eligible: np.ndarray,
     dynamic: bool,
     rng: np.random.Generator | None = None,
+    order: list[int] | None = None,
 ) -> tuple[int, ...]:
-    """A host per instance, largest instance first: the best score among eligible hosts, or a random
-    eligible one when `rng` is given.
+    """A host per instance, in `order` (default largest first): the best score among eligible hosts,
+    or a random eligible one when `rng` is given.
 
     scores: (instances, hosts); eligible: (instances, hosts) bool (e.g. the static filter). With
     `dynamic`, hosts without room left are skipped too, each placed instance taking its storage, so
@@ -112,7 +113,7 @@ def place_one_by_one(
     free = tables.storage_mb.astype(float).copy()
     sizes = tables.sizes_mb
     choice = [0] * len(sizes)
-    for k in tables.placement_order():
+    for k in tables.placement_order() if order is None else order:
         allowed = eligible[k]
         if dynamic:
             room = allowed & fits(free, sizes[k])

@@ -50,12 +50,12 @@ class NetworkParams(_Section):
 class ServerParams(_Section):
     storage_gb: PositiveRange = (8.0, 16.0)
     price_per_gb: Range = (0.01, 0.02)
-    processing_delay_ms_per_mb: Range = (0.2, 0.4)
+    processing_delay_ms_per_mb: Range = (0.5, 1.0)
 
 
 class SwitchParams(_Section):
-    local_memory_mb: PositiveRange = (20.0, 40.0)
-    external_memory_mb: PositiveRange = (500.0, 1000.0)
+    local_memory_mb: PositiveRange = (50.0, 80.0)
+    external_memory_mb: PositiveRange = (100.0, 170.0)
     rdma_table_mb: PositiveRange | None = None
     """T_w; null means the same as the switch's local memory (the paper)."""
     rdma_index_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
@@ -70,8 +70,9 @@ class SwitchParams(_Section):
 class VnfTypeParams(_Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     storage_mb: PositiveRange
-    instances: PositiveInt = 2
-    server_capacity_mbps: PositiveRange = (500.0, 2000.0)
+    instances: PositiveInt = 6
+    """A multiple of the number of service classes (6: two per class of the default three)."""
+    server_capacity_mbps: PositiveRange = (200.0, 800.0)
     switch_capacity_gbps: PositiveFloat = 100.0
     rdma_accesses: IntRange = (1, 4)
     """n_f: RDMA reads per lookup of this type's table in external memory."""
@@ -98,11 +99,12 @@ class RequestParams(_Section):
     """SFC requests in every workload (one day of traffic)."""
     chain_length: IntRange = (1, 4)
     endpoints: Literal["any-switch", "edge"] = "any-switch"
-    working_hours: PeriodParams = PeriodParams(rate_mbps=(50.0, 250.0), deadline_ms=(10.0, 30.0))
+    working_hours: PeriodParams = PeriodParams(rate_mbps=(100.0, 500.0), deadline_ms=(10.0, 30.0))
     evening: PeriodParams = PeriodParams(rate_mbps=(0.1, 0.5), deadline_ms=(50.0, 100.0))
-    classes: list[ServiceClass] = []
-    """Empty: every request draws from `working_hours` before `time.working_until_hour` and from
-    `evening` after. Otherwise each request belongs to a random class, busy at the class's hours, and
+    classes: list[ServiceClass] = [ServiceClass(name="web", busy_hours=[10]), ServiceClass(name="voip", busy_hours=[12]),
+                                   ServiceClass(name="gaming", busy_hours=[14])]
+    """Default: the paper's three, busy at 10, 12 and 14 h. Empty: every request draws from `working_hours`
+    before `time.working_until_hour` and from `evening` after. Otherwise each request belongs to a random class, busy at the class's hours, and
     its VNFs use the class's own instances: instance j of every type serves class j mod len(classes)."""
     busy_order: Literal["fixed", "random"] = "fixed"
     """random: every workload hands the classes' busy hours to the classes in a random order."""
@@ -127,7 +129,7 @@ class ObjectiveParams(_Section):
     it: NonNegativeFloat = 1.0
     bandwidth: NonNegativeFloat = 1.0
     reconfiguration: NonNegativeFloat = 1.0
-    rejected_traffic: Literal["dropped", "carried"] = "dropped"
+    rejected_traffic: Literal["dropped", "carried"] = "carried"
     """dropped: a rejected request carries no traffic and costs nothing; carried: one that misses
     its deadline or an instance's capacity still crosses the network and pays for it."""
 
@@ -212,6 +214,11 @@ def check_consistency(spec: ScenarioSpec, where: str) -> None:
             where=where,
             key="requests.chain_length",
         )
+    t = spec.time  # first: the classes' busy hours are checked against these steps
+    if t.start_hour >= t.end_hour:
+        raise ConfigError(f"start hour {t.start_hour} is not before end hour {t.end_hour}", where=where, key="time.end_hour")
+    if (t.end_hour - t.start_hour) % t.step_hours:
+        raise ConfigError(f"{t.start_hour}:00-{t.end_hour}:00 is not a whole number of {t.step_hours} h steps", where=where, key="time.step_hours")
     classes = spec.requests.classes
     class_names = [c.name for c in classes]
     for i, c in enumerate(classes):
@@ -226,11 +233,6 @@ def check_consistency(spec: ScenarioSpec, where: str) -> None:
         if classes and v.instances % len(classes):
             raise ConfigError(f"{v.instances} instances cannot be shared out among {len(classes)} service classes "
                               "(instance j serves class j mod the number of classes)", where=where, key=f"vnfs[{i}].instances")
-    t = spec.time
-    if t.start_hour >= t.end_hour:
-        raise ConfigError(f"start hour {t.start_hour} is not before end hour {t.end_hour}", where=where, key="time.end_hour")
-    if (t.end_hour - t.start_hour) % t.step_hours:
-        raise ConfigError(f"{t.start_hour}:00-{t.end_hour}:00 is not a whole number of {t.step_hours} h steps", where=where, key="time.step_hours")
 
 
 RENAMED_KEYS = {("requests", "per_instance"): "requests.per_workload"}

@@ -5,10 +5,10 @@ fixed host; after that nothing moves, so no request ever waits for a reconfigura
 
 - `servers`: every instance on the cheapest server that holds it (the workloads' initial placement,
   so this equals `static`);
-- `em:SWITCH`: every instance in SWITCH's external memory;
-- `lm:SWITCH`: as many instances as fit in SWITCH's local memory, smallest first (the most of them),
-  the rest on the cheapest servers;
-- `round-robin`: instance i in the EM of switch i mod W (switches in topology order);
+- `em:SWITCH`, `lm:SWITCH`: as many instances as fit in SWITCH's external (local) memory, smallest
+  first (the most of them), the rest on the cheapest servers;
+- `round-robin`: instance i in the EM of switch i mod W (switches in topology order) when it still
+  fits there, else on the cheapest server;
 - `FILE.json`: a placement file (format `srem-placement`, below), e.g. the best fixed placement that
   `srem train --agent best-fixed` found on the training workloads (`best`: the one shipped for the
   `paper` scenario, controller/policies/trained/paper-best-fixed.json).
@@ -23,12 +23,12 @@ and the RDMA tables (eq. 7), each in one line naming the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from controller.errors import SremError
 from controller.model.constraints import storage_violations
-from controller.model.feasibility import fits
 from controller.model.substrate import Substrate, check_made_for, substrate_hash
 from controller.model.workload import Placement, Workload, cheapest_server_placement
 from controller.policies.base import Observation, Policy, register
@@ -45,20 +45,26 @@ def simple_placement(substrate: Substrate, form: str) -> Placement:
     servers = cheapest_server_placement(substrate)
     if form == "servers":
         return servers
+    names = substrate.switch_names
     if form == "round-robin":
-        names = substrate.switch_names
-        return tuple(substrate.host_index[f"em:{names[k % len(names)]}"] for k in range(len(substrate.instances)))
+        wanted = {k: substrate.host_index[f"em:{names[k % len(names)]}"] for k in range(len(servers))}
+        return _as_many_as_fit(substrate, servers, wanted, range(len(servers)))
     kind, _, switch = form.partition(":")
-    if switch not in substrate.switch_names:
-        raise SremError(f"fixed:{form}: no switch {switch!r} (switches: {', '.join(substrate.switch_names)})", where="--policy")
+    if switch not in names:
+        raise SremError(f"fixed:{form}: no switch {switch!r} (switches: {', '.join(names)})", where="--policy")
     host = substrate.host_index[f"{kind}:{switch}"]
-    if kind == "em":
-        return (host,) * len(substrate.instances)
-    placement, room = list(servers), substrate.hosts[host].storage_mb
-    for k in sorted(range(len(placement)), key=lambda k: (substrate.instances[k].type.storage_mb, k)):
-        size = substrate.instances[k].type.storage_mb
-        if fits(room, size):
-            placement[k], room = host, room - size
+    smallest_first = sorted(range(len(servers)), key=lambda k: (substrate.instances[k].type.storage_mb, k))
+    return _as_many_as_fit(substrate, servers, dict.fromkeys(smallest_first, host), smallest_first)
+
+
+def _as_many_as_fit(substrate: Substrate, servers: Placement, wanted: dict[int, int], order: Iterable[int]) -> Placement:
+    """`servers`, with each instance in `order` moved to its wanted host when it still fits there
+    (storage and RDMA table, eq. 7)."""
+    placement = list(servers)
+    for k in order:
+        placement[k] = wanted[k]
+        if storage_violations(substrate, tuple(placement)):
+            placement[k] = servers[k]
     return tuple(placement)
 
 

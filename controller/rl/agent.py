@@ -15,6 +15,9 @@ from controller.model.substrate import HostKind, Substrate
 from controller.rl.network import PlacementQNetwork
 
 Variant = Literal["hybrid", "static", "dynamic", "none"]
+Credit = Literal["shared", "instance"]
+Exploration = Literal["placement", "instance"]
+Order = Literal["size", "gain"]
 VARIANTS: dict[str, tuple[bool, bool]] = {
     "hybrid": (True, True),
     "static": (True, False),
@@ -43,6 +46,16 @@ class TrainConfig:
     host_kinds: tuple[str, ...] = ("SERVER", "LM", "EM")
     seed: int = 0
     checkpoint_every: int = 1000
+    credit: Credit = "shared"
+    """`shared`: every instance's network learns the step's reward (eq. 20), as the paper; `instance`:
+    each learns eq. 20 read over the requests it serves (credit.py)."""
+    exploration: Exploration = "placement"
+    """`placement`: with probability epsilon the whole placement is random; `instance`: each instance
+    explores on its own with probability epsilon, the others follow their networks."""
+    order: Order = "size"
+    """Which instance the dynamic filter serves first when instances compete for room: `size`, the
+    largest (so that big ones find room); `gain`, the one whose best host beats its best server by
+    the most Q-value (so that room goes where the networks expect it to pay most)."""
 
     def filters(self) -> tuple[bool, bool]:
         return VARIANTS[self.variant]
@@ -69,6 +82,7 @@ class Agent:
         self.mask = connectivity(substrate, config)
         self.net = PlacementQNetwork(num_features, self.mask, config.hidden)
         self.dynamic = config.filters()[1]
+        self.server_columns = self.tables.kinds == HostKind.SERVER
 
     @torch.no_grad()
     def q_values(self, state: np.ndarray) -> np.ndarray:
@@ -81,7 +95,25 @@ class Agent:
         exploiting range over all of them, as the paper's unfiltered variants do.
         """
         scores = self.q_values(state) if rng is None else np.zeros(self.mask.shape)
-        return place_one_by_one(self.tables, scores, self.mask, self.dynamic, rng)
+        return place_one_by_one(self.tables, scores, self.mask, self.dynamic, rng, self._order(scores))
+
+    def act_exploring(self, state: np.ndarray, epsilon: float, rng: np.random.Generator) -> tuple[int, ...]:
+        """Epsilon-greedy as `config.exploration` says: the whole placement at random with probability
+        epsilon, or every instance on its own (a random score makes it take a random allowed host)."""
+        if self.config.exploration == "placement":
+            return self.act(state, rng if rng.random() < epsilon else None)
+        scores = self.q_values(state)
+        explore = rng.random(len(scores)) < epsilon
+        scores[explore] = rng.random((int(explore.sum()), scores.shape[1]))
+        return place_one_by_one(self.tables, scores, self.mask, self.dynamic, order=self._order(scores))
+
+    def _order(self, scores: np.ndarray) -> list[int] | None:
+        if self.config.order == "size":
+            return None
+        masked = np.where(self.mask, scores, -np.inf)
+        best_server = np.where(self.server_columns, masked, -np.inf).max(axis=1)
+        gain = masked.max(axis=1) - np.where(np.isfinite(best_server), best_server, masked.max(axis=1))
+        return sorted(range(len(gain)), key=lambda k: (-gain[k], k))
 
     def next_state_mask(self, next_placement: tuple[int, ...]) -> np.ndarray:
         """Hosts the filters allow in the next state (for the max of the Bellman target)."""

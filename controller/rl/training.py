@@ -5,7 +5,9 @@ instance k's output for its chosen host is the Bellman target r + gamma * max_h 
 maximum taken over the hosts the filters allow; the loss is the squared error averaged over the
 instances. Transitions go through a replay memory and a target network (as in Mnih et al. 2015,
 the paper's [14]). Exploration: with probability epsilon a random placement through the filters,
-else the best; epsilon decays linearly to its final value (2%) at the last episode.
+else the best (or each instance on its own, `exploration="instance"`); epsilon decays linearly to its
+final value (2%) at the last episode. With `credit="instance"` each instance's target uses its own
+share of the reward (credit.py) instead of the step's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from controller.errors import SremError
 from controller.model.dataset import Dataset
 from controller.rl.agent import VARIANTS, Agent, TrainConfig
 from controller.rl.checkpoint import load_checkpoint, save_checkpoint
+from controller.rl.credit import instance_rewards
 from controller.rl.env import RewardFn, SremEnv
 from controller.rl.network import PlacementQNetwork
 
@@ -82,6 +85,7 @@ def train(
     else:
         target.load_state_dict(agent.net.state_dict())
     env.reset(seed=int(rng.integers(2**31)))
+    weights = dataset.reward_weights
 
     memory: deque = deque(maxlen=config.replay_size)
     steps = 0
@@ -93,10 +97,13 @@ def train(
         state, _ = env.reset()
         total, done = 0.0, False
         while not done:
-            explore = rng.random() < epsilon
-            action = agent.act(state, rng if explore else None)
-            next_state, reward, done, _, _ = env.step(action)
-            memory.append((state, action, reward, next_state, done, agent.next_state_mask(action)))
+            action = agent.act_exploring(state, epsilon, rng)
+            next_state, reward, done, _, info = env.step(action)
+            if config.credit == "instance":
+                learned = instance_rewards(info["result"], env.workload, len(action), info["reference_cost"], weights)
+            else:
+                learned = np.full(len(action), reward, dtype=np.float32)
+            memory.append((state, action, learned, next_state, done, agent.next_state_mask(action)))
             state = next_state
             total += reward
             steps += 1
@@ -127,7 +134,7 @@ def _learn(agent: Agent, target: PlacementQNetwork, optimizer: torch.optim.Optim
     batch = [memory[i] for i in rng.integers(len(memory), size=config.batch_size)]
     states = torch.as_tensor(np.stack([b[0] for b in batch]))
     actions = torch.as_tensor(np.array([b[1] for b in batch]), dtype=torch.long)
-    rewards = torch.as_tensor([b[2] for b in batch], dtype=torch.float32)
+    rewards = torch.as_tensor(np.stack([b[2] for b in batch]))
     next_states = torch.as_tensor(np.stack([b[3] for b in batch]))
     not_done = torch.as_tensor([0.0 if b[4] else 1.0 for b in batch])
     next_mask = torch.as_tensor(np.stack([b[5] for b in batch]))
@@ -139,7 +146,7 @@ def _learn(agent: Agent, target: PlacementQNetwork, optimizer: torch.optim.Optim
             next_q = next_target.gather(2, best).squeeze(2)
         else:
             next_q = next_target.max(dim=2).values
-        y = rewards.unsqueeze(1) + config.discount * not_done.unsqueeze(1) * next_q
+        y = rewards + config.discount * not_done.unsqueeze(1) * next_q
     loss = torch.nn.functional.mse_loss(q, y)
     optimizer.zero_grad()
     loss.backward()

@@ -1,0 +1,265 @@
+"""The live loop: a policy drives the testbed, one (accelerated) two-hour step every `step_seconds`.
+
+Each step: read the switches' chain counters, build the policy's observation, ask it, evaluate the
+decision with the model (which requests are accepted, on which paths), deploy it through the one
+deploy path (rules, EM regions, the rack servers' functions, consistent switch updates), set every
+traffic host's flows to the step's rates, and let the step run while probes measure it. Before the
+first step the workload's initial configuration is deployed, so that the first decision is a real
+reconfiguration of running traffic. Every part's wall time is logged and exported to Prometheus.
+
+Faults: a switch whose process died is restarted and refilled (pipeline and state: the reconciler
+reads what it holds); a dead memory server is restarted empty and the EM tables it held are written
+again at the next deploy; a deploy that fails leaves the last good configuration in force and the
+loop carries on with the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from controller.dataplane import entries as E
+from controller.dataplane.deploy import Deployer, DeployReport
+from controller.dataplane.external_memory import ExternalMemory
+from controller.dataplane.p4info import P4Schema
+from controller.dataplane.p4runtime_client import Pipeline, SwitchClient
+from controller.dataplane.rack_servers import RackServers
+from controller.dataplane.reconciler import DataPlane
+from controller.errors import SremError
+from controller.model.dataset import Dataset
+from controller.model.evaluator import StepEvaluator, StepResult
+from controller.model.scenario import DataplaneParams
+from controller.model.workload import Placement, Workload
+from controller.policies.base import Observation, Policy
+from controller.testbed.network import Testbed
+from controller.testbed.probes import ProbeLog
+from controller.testbed.traffic_plan import Scale, scale_for, step_flows
+from hosts.control import ControlError, call
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    step_seconds: float = 10.0
+    """Wall time of one step (the model's two hours)."""
+    probe_pps: float = 10.0
+    """Probes per second per chain."""
+    budget_pps: float = 1000.0
+    """Data packets per second in total at the workload's busiest step (traffic_plan.scale_for)."""
+    payload: int = 200
+    """UDP payload bytes of data and probe packets."""
+
+
+@dataclass
+class StepRecord:
+    step: int
+    hour: int
+    working_hours: bool
+    placement: dict[str, str]
+    """Instance -> host name."""
+    moved: list[str]
+    accepted: int
+    carried: int
+    requests: int
+    predicted_delay_ms: dict[int, float]
+    """Chain (SPI) -> the model's end-to-end delay of the carried chains (eq. 16)."""
+    seconds: dict[str, float]
+    """Wall time of each part: decide, evaluate, then the deploy path's (rules, em, build, prepare,
+    servers, commit, drain, cleanup), flows."""
+    started_ns: int
+    reconfigured_ns: int
+    """When the switches committed the step's configuration (after the deploy returned)."""
+    counters: dict[int, int] = field(default_factory=dict)
+    """Chain (SPI) -> packets its source switch classified so far (chain_counter), read at the step's start."""
+    notes: list[str] = field(default_factory=list)
+    """What went wrong in this step and what the loop did about it (one line each)."""
+
+
+class Metrics:
+    """The loop's Prometheus metrics, in their own registry (the CLI serves it when asked)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.part_seconds = Histogram("srem_loop_part_seconds", "Wall time of one part of a step", ["part"],
+                                      registry=self.registry, buckets=(0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.step = Gauge("srem_loop_step", "The step the loop is in", registry=self.registry)
+        self.accepted = Gauge("srem_loop_accepted_ratio", "Accepted requests / requests of the step (model)", registry=self.registry)
+        self.faults = Counter("srem_loop_faults_total", "Faults the loop handled", ["kind"], registry=self.registry)
+
+
+class LiveLoop:
+    def __init__(self, testbed: Testbed, dataset: Dataset, dataplane: DataplaneParams, workload_index: int, policy: Policy,
+                 settings: LoopSettings, out: Path, split: str = "test") -> None:
+        workloads = dataset.split(split)
+        if not 0 <= workload_index < len(workloads):
+            raise SremError(f"workload {workload_index} out of range: the {split} split has {len(workloads)} (0..{len(workloads) - 1})",
+                            where="--workload")
+        self.substrate = dataset.substrate
+        if testbed.topology.spec != self.substrate.spec.topology:
+            missing = sorted(set(self.substrate.node_names) - set(testbed.layout.node_names))
+            differs = f"it lacks {', '.join(missing[:3])}" if missing else "its nodes or links differ"
+            raise SremError(f"the running network is not the scenario's topology ({differs}); bring the testbed up from "
+                            "the scenario's topology file", where=str(testbed.run_dir))
+        self.testbed, self.dataset, self.settings, self.out = testbed, dataset, settings, out
+        self.workload: Workload = workloads[workload_index]
+        self.policy = policy
+        policy.bind(self.substrate)
+        policy.reset(self.substrate, self.workload)
+        self.evaluator = StepEvaluator(self.substrate, dataset.objective_weights)
+        layout = testbed.layout
+        schema = P4Schema.load()
+        self.clients = {n: SwitchClient(n, testbed.grpc_address(n), testbed.device_id(n), schema, timeout_s=10.0) for n in layout.switches}
+        self.plane = DataPlane(layout, self.substrate, self.clients, Pipeline.load(), drain_s=self._drain_s())
+        self.memory = ExternalMemory(layout, self.substrate, testbed.memory_servers)
+        self.servers = RackServers(layout, self.substrate, {s: testbed.control_socket(s) for s in layout.servers})
+        self.deployer = Deployer(self.plane, self.memory, dataplane, self.servers)
+        self.agents = {s: testbed.control_socket(testbed.traffic_host(s)) for s in layout.switches}
+        self.scale: Scale = scale_for(self.workload, settings.budget_pps, settings.payload)
+        self.placement: Placement = self.workload.initial_placement
+        self.last: StepResult | None = None
+        self.records: list[StepRecord] = []
+        self.probes = ProbeLog()
+        self.metrics = Metrics()
+
+    def _drain_s(self) -> float:
+        """Long enough for a packet of the old version to leave the slowest server's hold."""
+        worst = max((r.rate_mbps[t] for r in self.workload.requests for t in range(self.workload.num_steps)), default=0.0)
+        per_mb = max(h.processing_delay_ms_per_mb for h in self.substrate.hosts)
+        return 0.05 + worst / 8 * per_mb * 4 / 1e3
+
+    def start(self) -> None:
+        """Take the switches (push the program where missing) and deploy the workload's initial configuration."""
+        self.plane.connect()
+        self.out.mkdir(parents=True, exist_ok=True)
+        initial = self.evaluator.evaluate(self.workload, 0, self.placement, self.placement)
+        self.deployer.deploy(self.workload, initial, resync=True)
+        self._set_flows(0)
+
+    def run_step(self, step: int, placement: Placement | None = None) -> StepRecord:
+        """One step: the policy's decision (or `placement`, to force one) made true and left running."""
+        started = time.perf_counter()
+        started_ns = time.time_ns()
+        notes = self._heal()
+        hour = self.dataset.hours[step]
+        working = self.dataset.is_working_hour(hour)
+        self.metrics.step.set(step)
+        seconds: dict[str, float] = {}
+        counters = self._counters(notes)
+        t = time.perf_counter()
+        observation = Observation(self.substrate, self.workload, step, hour, working, self.placement, self.last)
+        decided = tuple(int(h) for h in (placement if placement is not None else self.policy.decide(observation)))
+        seconds["decide"] = time.perf_counter() - t
+        t = time.perf_counter()
+        result = self.evaluator.evaluate(self.workload, step, self.placement, decided)
+        seconds["evaluate"] = time.perf_counter() - t
+        try:
+            report: DeployReport | None = self.deployer.deploy(self.workload, result, resync=bool(notes))
+        except (SremError, ControlError, OSError) as exc:
+            report = None
+            notes.append(f"deploy failed, the last good configuration stays in force: {exc}")
+            self.metrics.faults.labels("deploy").inc()
+        reconfigured_ns = time.time_ns()
+        if report is not None:
+            seconds.update(report.seconds)
+            moved = [self.substrate.instances[k].name for k, (a, b) in enumerate(zip(self.placement, decided)) if a != b]
+            self.placement, self.last = decided, result
+        else:
+            moved = []
+        t = time.perf_counter()
+        self._set_flows(step)
+        seconds["flows"] = time.perf_counter() - t
+        for part, value in seconds.items():
+            self.metrics.part_seconds.labels(part).observe(value)
+        self.metrics.accepted.set(result.acceptance_ratio)
+        used = time.perf_counter() - started
+        if used > self.settings.step_seconds:
+            notes.append(f"the step's work took {used:.2f} s, longer than the step ({self.settings.step_seconds:g} s)")
+        hosts = self.substrate.hosts
+        record = StepRecord(
+            step, hour, working, {i.name: hosts[h].name for i, h in zip(self.substrate.instances, self.placement)}, moved,
+            result.accepted, sum(r.carried for r in result.requests), len(result.requests),
+            {r.request + 1: r.delay_ms for r in result.requests if r.carried and report is not None},
+            seconds, started_ns, reconfigured_ns, counters, notes)
+        self.records.append(record)
+        (self.out / f"step-{step}.json").write_text(json.dumps(asdict(record), indent=1))
+        return record
+
+    def run(self, steps: int | None = None, on_step: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
+        """The day's steps (or the first `steps`), each lasting `step_seconds`; probes collected after each."""
+        for step in range(len(self.dataset.hours) if steps is None else steps):
+            began = time.perf_counter()
+            record = self.run_step(step)
+            if on_step is not None:
+                on_step(record)
+            time.sleep(max(0.0, self.settings.step_seconds - (time.perf_counter() - began)))
+            self.collect()
+        return self.records
+
+    def collect(self) -> None:
+        """Every traffic host's probe records so far, into the run's log (and its raw answers to disk)."""
+        with open(self.out / "probes.jsonl", "a") as f:
+            for switch, path in self.agents.items():
+                try:
+                    answer = call(path, "collect", timeout=10.0)
+                except ControlError as exc:
+                    log.warning("no probes from %s: %s", switch, exc)
+                    continue
+                self.probes.add(answer)
+                f.write(json.dumps(answer) + "\n")
+
+    def stop_traffic(self) -> None:
+        for path in self.agents.values():
+            try:
+                call(path, "flows", flows=[])
+            except ControlError as exc:
+                log.warning("%s", exc)
+
+    def close(self) -> None:
+        self.plane.close()
+
+    def _set_flows(self, step: int) -> None:
+        flows = step_flows(self.testbed.layout, self.substrate, self.workload, step, self.scale, self.settings.probe_pps)
+        for switch, path in self.agents.items():
+            call(path, "flows", flows=flows[switch])
+
+    def _counters(self, notes: list[str]) -> dict[int, int]:
+        """Each chain's cell of chain_counter at its source switch (cell by cell: reading the whole
+        counter from BMv2 takes most of a second per switch)."""
+        counts: dict[int, int] = {}
+        for request in self.workload.requests:
+            source = self.substrate.node_names[request.source]
+            spi = request.id + 1
+            try:
+                cells = self.clients[source].read_counter(E.CHAIN_COUNTER, spi)
+            except SremError as exc:
+                notes.append(f"chain counter of {spi} on {source} unreadable: {exc}")
+                continue
+            counts[spi] = cells.get(spi, (0, 0))[0]
+        return counts
+
+    def _heal(self) -> list[str]:
+        """Restart what died since the last step; one note per fault (then the deploy re-reads the switches)."""
+        notes = []
+        for name in self.clients:
+            if not self.testbed.switch_alive(name):
+                self.testbed.restart_switch(name)
+                self.clients[name].close()
+                self.plane.connect()
+                notes.append(f"switch {name} had died: restarted, pipeline pushed, state refilled by the reconciler")
+                self.metrics.faults.labels("switch").inc()
+        for server in self.testbed.layout.servers.values():
+            if not self.testbed.process_alive(f"memserver:{server.name}"):
+                self.testbed.restart_memory_server(server.name)
+                lost = self.memory.forget_server(server.server_id)
+                notes.append(f"memory server of {server.name} had died: restarted empty; EM tables of instances "
+                             f"{', '.join(self.substrate.instances[k].name for k in lost) or '(none)'} written again")
+                self.metrics.faults.labels("memory_server").inc()
+        return notes
+

@@ -1,0 +1,169 @@
+"""`srem testbed run`: bring the testbed up, let a policy drive it for some steps of one workload,
+measure with probes, write everything to the run directory, and tear down what it started.
+
+The run directory holds the testbed's own files (state, switch logs, control sockets) under `net/`,
+and the loop's: `step-N.json` per step (decision, timing, notes), `probes.jsonl` (the agents' raw
+answers), `steps.md` (the per-step table printed at the end), `chains.md` (per-chain probe tables
+per step with the model's predicted delay), `baseline.md` (idle latency between neighbouring hosts,
+measured before any chain was installed) and `latency.png` (each chain's probe latency over time,
+the reconfigurations marked).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.model.dataset import Dataset
+from controller.model.scenario import Scenario
+from controller.policies.base import Policy
+from controller.testbed import probes as P
+from controller.testbed.loop import LiveLoop, LoopSettings, StepRecord
+from controller.testbed.network import Testbed, TestbedOptions
+from hosts.control import call
+
+BASELINE_PROBES, BASELINE_PPS = 40, 100.0
+WINDOW_NS = 1_000_000_000
+"""Probes sent this long before and after a reconfiguration form its window."""
+
+
+@dataclass
+class RunResult:
+    records: list[StepRecord]
+    steps: list[dict[int, P.Stats]]
+    reconfigurations: list[dict[int, P.Stats]]
+    baseline: dict[tuple[str, str], P.Stats]
+    scale_factor: float
+    out: Path
+
+    def totals(self, stats: dict[int, P.Stats]) -> tuple[int, int, int]:
+        """(sent, lost, reordered) over the chains the model carried (the rest are dropped at their source on purpose)."""
+        return (sum(s.sent for s in stats.values()), sum(s.lost for s in stats.values()), sum(s.reordered for s in stats.values()))
+
+
+def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Policy, settings: LoopSettings, out: Path,
+                steps: int | None = None, forced: dict[int, tuple[int, ...]] | None = None,
+                options: TestbedOptions = TestbedOptions(), say: Callable[[str], None] = lambda _: None) -> RunResult:
+    """Up, `steps` steps (default the whole day; `forced[step]` replaces the policy's decision), collect, down."""
+    out.mkdir(parents=True, exist_ok=True)
+    with Testbed.start(scenario.topology, out / "net", options) as testbed:
+        say(f"testbed up in {out / 'net'}: {len(testbed.layout.switches)} switches, {len(testbed.layout.servers)} rack servers")
+        loop = LiveLoop(testbed, dataset, scenario.spec.dataplane, workload, policy, settings, out)
+        try:
+            _baseline(testbed, loop)
+            loop.start()
+            say(f"initial configuration deployed; data rates scaled by {loop.scale.factor:.2e} "
+                f"({loop.scale.pps_per_mbps:.3g} packets/s per Mbps)")
+            count = len(dataset.hours) if steps is None else steps
+            for step in range(count):
+                began = time.perf_counter()
+                record = loop.run_step(step, (forced or {}).get(step))
+                say(_step_line(record))
+                time.sleep(max(0.0, settings.step_seconds - (time.perf_counter() - began)))
+                loop.collect()
+            loop.stop_traffic()
+            time.sleep(P.GRACE_NS / 1e9 + 0.5)
+            loop.collect()
+        finally:
+            loop.close()
+    return _analyse(loop, out)
+
+
+def _baseline(testbed: Testbed, loop: LiveLoop) -> None:
+    """Idle probes from every traffic host to the hosts of its neighbouring switches, before any chain exists."""
+    layout = testbed.layout
+    for switch, path in loop.agents.items():
+        targets = [str(layout.switches[n].host_ip) for n in layout.neighbours[switch] if n in layout.switches]
+        if targets:
+            call(path, "baseline", targets=targets, count=BASELINE_PROBES, pps=BASELINE_PPS)
+    time.sleep(BASELINE_PROBES / BASELINE_PPS + 0.5)
+
+
+def _step_line(r: StepRecord) -> str:
+    push = r.seconds.get("prepare", 0.0) + r.seconds.get("commit", 0.0)
+    line = (f"{r.hour:02d}:00  accepted {r.accepted}/{r.requests}, moved {len(r.moved)}; decide {r.seconds['decide'] * 1e3:.1f} ms, "
+            f"evaluate {r.seconds['evaluate'] * 1e3:.1f} ms, build {r.seconds.get('build', 0.0) * 1e3:.0f} ms, "
+            f"EM {r.seconds.get('em', 0.0) * 1e3:.0f} ms, servers {r.seconds.get('servers', 0.0) * 1e3:.0f} ms, "
+            f"push {push * 1e3:.0f} ms, drain {r.seconds.get('drain', 0.0) * 1e3:.0f} ms")
+    return line + "".join(f"\n  note: {n}" for n in r.notes)
+
+
+def _analyse(loop: LiveLoop, out: Path) -> RunResult:
+    records = loop.records
+    per_step = P.step_stats(loop.probes, [r.started_ns for r in records], grace_ns=0) if records else []
+    windows = P.reconfiguration_stats(loop.probes, [r.reconfigured_ns for r in records], WINDOW_NS, WINDOW_NS, grace_ns=0)
+    result = RunResult(records, [_carried(s, r) for s, r in zip(per_step, records)],
+                       [_carried(s, r) for s, r in zip(windows, records)], P.baseline_stats(loop.probes, grace_ns=0),
+                       loop.scale.factor, out)
+    (out / "steps.md").write_text(steps_table(result))
+    (out / "chains.md").write_text("\n\n".join(
+        P.table(stats, f"{r.hour:02d}:00 (step {r.step}), chains the model carried", r.predicted_delay_ms)
+        for stats, r in zip(result.steps, records)))
+    (out / "baseline.md").write_text(P.table(result.baseline, "idle baseline between neighbouring traffic hosts "
+                                                              "(2 switch traversals)", key_name="hosts"))
+    (out / "summary.json").write_text(json.dumps(summary(result), indent=1))
+    plot_latency(loop.probes, records, out / "latency.png")
+    return result
+
+
+def _carried(stats: dict[int, P.Stats], record: StepRecord) -> dict[int, P.Stats]:
+    return {chain: s for chain, s in stats.items() if chain in record.predicted_delay_ms}
+
+
+def steps_table(result: RunResult) -> str:
+    head = "| hour | accepted | moved | decide ms | evaluate ms | build ms | EM ms | servers ms | push ms | probes sent | lost | reordered | lost ±1 s of the change | median p50 ms | model median ms |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r, stats, window in zip(result.records, result.steps, result.reconfigurations):
+        sent, lost, reordered = result.totals(stats)
+        _, window_lost, _ = result.totals(window)
+        p50 = [s.p50_us / 1e3 for s in stats.values() if s.p50_us == s.p50_us]
+        s = r.seconds
+        lines.append(f"| {r.hour:02d}:00 | {r.accepted}/{r.requests} | {len(r.moved)} | {s['decide'] * 1e3:.2f} | "
+                     f"{s['evaluate'] * 1e3:.1f} | {s.get('build', 0) * 1e3:.0f} | {s.get('em', 0) * 1e3:.0f} | "
+                     f"{s.get('servers', 0) * 1e3:.0f} | {(s.get('prepare', 0) + s.get('commit', 0)) * 1e3:.0f} | {sent} | {lost} | "
+                     f"{reordered} | {window_lost} | {statistics.median(p50) if p50 else float('nan'):.3f} | "
+                     f"{statistics.median(r.predicted_delay_ms.values()) if r.predicted_delay_ms else float('nan'):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary(result: RunResult) -> dict[str, object]:
+    steps = []
+    for r, stats, window in zip(result.records, result.steps, result.reconfigurations):
+        sent, lost, reordered = result.totals(stats)
+        steps.append({"step": r.step, "hour": r.hour, "accepted": r.accepted, "requests": r.requests, "moved": r.moved,
+                      "seconds": r.seconds, "probes_sent": sent, "probes_lost": lost, "probes_reordered": reordered,
+                      "probes_lost_around_reconfiguration": result.totals(window)[1], "notes": r.notes,
+                      "chains": {str(c): {"p50_ms": s.p50_us / 1e3, "p99_ms": s.p99_us / 1e3, "lost": s.lost, "sent": s.sent,
+                                          "model_ms": r.predicted_delay_ms.get(c)} for c, s in stats.items()}})
+    return {"out": str(result.out), "scale_factor": result.scale_factor, "steps": steps}
+
+
+def plot_latency(log: P.ProbeLog, records: list[StepRecord], path: Path) -> None:
+    """Every probe's one-way latency against its send time, one colour per chain; reconfigurations as vertical lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = log.received.rows()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    if len(rows):
+        start = min(int(rows[:, 2].min()), min((r.started_ns for r in records), default=int(rows[:, 2].min())))
+        t = (rows[:, 2] - start) / 1e9
+        latency = (rows[:, 3] - rows[:, 2]) / 1e6
+        ax.scatter(t, latency, c=rows[:, 0] % 20, cmap="tab20", s=2, linewidths=0)
+        for r in records:
+            ax.axvline((r.reconfigured_ns - start) / 1e9, color="black", linestyle="--", linewidth=0.8)
+            ax.annotate(f"{r.hour:02d}:00", ((r.reconfigured_ns - start) / 1e9, 1), xycoords=("data", "axes fraction"),
+                        ha="left", va="top", fontsize=8)
+        ax.set_yscale("log")
+    ax.set_xlabel("time since the first step (s)")
+    ax.set_ylabel("one-way probe latency (ms)")
+    ax.set_title("each chain's probes (one colour per chain); dashed: reconfigurations")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
