@@ -147,6 +147,8 @@ class _Geometry:
     """(a, a, paths): eq. 19's term per Mbps (sum of 1/B) of each fewest-hop path between two attachment nodes (0-padded)."""
     propagation_ms: np.ndarray
     """(a, a, paths): eq. 19's propagation (sum of g) of each fewest-hop path (-inf padded, so a max skips it)."""
+    core_price: np.ndarray
+    """(a, a): the sum of link prices of the first fewest-hop path between two attachment nodes."""
     shortest_inverse: np.ndarray
     """(nodes, nodes): the least sum of 1/B over any path (a lower bound on every path's)."""
     shortest_propagation: np.ndarray
@@ -195,17 +197,18 @@ def _geometry(substrate: Substrate) -> _Geometry:
         for a, b in ((link.a, link.b), (link.b, link.a)):
             inv_w[a, b] = min(inv_w[a, b], 1.0 / link.capacity_mbps)
             prop_w[a, b] = min(prop_w[a, b], link.delay_ms)
+    price = np.array([[sum(substrate.links[l].price_per_gb for l in paths[s, t][0]) for t in cores] for s in cores])
     return _Geometry(attach, leaf_link, {key: options[0] for key, options in paths.items()}, core_index, inverse,
-                     propagation, _shortest(inv_w), _shortest(prop_w))
+                     propagation, price, _shortest(inv_w), _shortest(prop_w))
 
 
 @dataclass
 class _Start:
-    """A placement as a solution of the program: every column's value, its accepted requests and cost."""
+    """A placement as a solution of a program: every column's value, its accepted requests and cost."""
 
     placement: Placement
     values: np.ndarray
-    accepted: int
+    accepted: frozenset[int]
     cost: float
 
 
@@ -217,21 +220,65 @@ class ProgramSize:
     nonzeros: int
 
 
+LIGHT_SHARE = 0.01
+"""A pair of consecutive instances whose traffic is below this share of the heaviest pair's is
+formulated compactly in the cost phase (see `StepProgram`)."""
+
+MAX_CONFIGURATIONS = 5000
+"""Co-location configurations are enumerated only up to this many (their number grows with the
+cube of the instances that carry heavy traffic); beyond it the program goes without them."""
+
+
+def segment_rates(workload: Workload, step: int) -> dict[tuple[int, int], float]:
+    """Per ordered pair of instances that follow each other in some chain: the traffic (Mbps) between them."""
+    rates: dict[tuple[int, int], float] = {}
+    for req, chain in zip(workload.requests, workload.assignment):
+        for k, k2 in zip(chain, chain[1:]):
+            if k != k2:
+                rates[k, k2] = rates.get((k, k2), 0.0) + req.rate_mbps[step]
+    return rates
+
+
+def light_pairs(workload: Workload, step: int) -> frozenset[tuple[int, int]]:
+    """The pairs whose traffic is below LIGHT_SHARE of the heaviest pair's."""
+    rates = segment_rates(workload, step)
+    heaviest = max(rates.values(), default=0.0)
+    return frozenset(p for p, rate in rates.items() if rate < LIGHT_SHARE * heaviest)
+
+
 class StepProgram:
     """The MIP of one step (module docstring), with the maps from its columns back to the model.
 
-    `accept_all`: the second phase's program when the first accepted every request it could (the
+    `accept_all`: the cost phase's program when the first phase accepted every request it could (the
     usual case): those requests are then accepted outright, so an instance keeps only the hosts on
-    which all its requests can meet their deadlines and fit its capacity, and no y column is needed."""
+    which all its requests can meet their deadlines and fit its capacity, and no y column is needed.
+
+    `light` (cost phase, with every request's traffic charged): pairs of consecutive instances with
+    little traffic get no z columns. Their cost and each of their requests' transmission delay are
+    exact all the same, by one column each bounded below by one row per attachment of the first
+    instance (big-M on its x: exact for binary x, weak in the LP, which matters little for light
+    traffic); their core links' load is left out of the link rows, which makes the program a
+    relaxation: its solution is checked against the full program (`solve_step`).
+
+    `colocation` (cost phase): the LP relaxation of the z columns lets chain neighbours share a
+    switch fractionally at no cost, far beyond what the switch's memory could hold at once (measured
+    on `paper`: the LP bound of a busy step was 31% below the optimum). For every switch, the sets
+    of heavy-traffic instances its memories can hold together are enumerated, a column each; an
+    instance is in the switch's memory exactly as much as the sets holding it are chosen, at most one
+    set is, and two instances attach to the switch together at most as much as the sets holding both
+    (or servers behind it). With them the bound of that step rose to 10% below the optimum.
+    """
 
     def __init__(self, evaluator: StepEvaluator, workload: Workload, step: int, previous: Placement,
-                 weights: ObjectiveWeights, accept_all: bool = False) -> None:
+                 weights: ObjectiveWeights, accept_all: bool = False, light: frozenset[tuple[int, int]] = frozenset(),
+                 colocation: bool = False) -> None:
         self.evaluator, self.workload, self.step, self.previous, self.weights = evaluator, workload, step, previous, weights
         self.accept_all = accept_all
         sub = evaluator.substrate
         self.substrate = sub
         self.geo = _geometry(sub)
         self.carried = weights.rejected_traffic == "carried"
+        self.light = light if (self.carried or accept_all) else frozenset()
         self.prog = _Program()
         self.cost: Expr = {}
         self.group: dict[int, tuple[str, object]] = {}
@@ -263,22 +310,40 @@ class StepProgram:
             for h in hosts:
                 self.x[k, h] = col = self.prog.var(integer=True)
                 self.group[col] = ("x", k)
+        self.attached = {k: self._attached(k) for k in self.hosts}
+        """Instance -> attachment node -> the x columns of its hosts there."""
         self.pairs: dict[tuple[int, int], tuple[dict[tuple[int, int], int], dict[int, int]]] = {}
+        """Pair of consecutive instances (not light) -> its z columns by attachment pair, its e columns by server."""
+        self.light_cost: dict[tuple[int, int], dict[tuple[int, int], float]] = {}
+        """Light pair -> the cost of its traffic by attachment pair."""
+        self.light_cols: list[tuple[int, float, tuple[int, int], dict[tuple[int, int], float]]] = []
+        """(column, scale, light pair, value by attachment pair): the column times the scale is the value at
+        the pair's attachments (a light pair's cost, or one request's transmission delay over it)."""
+        self.configurations: dict[int, dict[frozenset[int], int]] = {}
+        """Switch node -> the sets of heavy-traffic instances its memories can hold together -> column."""
         self.y: dict[int, int] = {}
         """Open request -> its acceptance column (none with `accept_all`)."""
-        self.deadline_rows: dict[int, tuple[list[Expr], float]] = {}
-        """Open request -> (the delay expressions of its deadline rows, its deadline), to judge a warm start."""
         self.link_use: dict[int, list[tuple[int, int, Expr]]] = {}
         """With `dropped`: request -> (link, its g column, its crossings of the link) for the links with a row."""
         self.bandwidth: dict[int, tuple[int, Expr]] = {}
         """With `dropped`: request -> (its b column, its bandwidth cost when accepted)."""
         self._placement_rows()
         self._request_rows()
+        for pair, costs in self.light_cost.items():
+            self._light_column(pair, costs, cost=True)
+        if colocation:
+            self._colocation_rows()
 
     # -- building blocks --------------------------------------------------------------------------
 
     def node(self, h: int) -> int:
         return self.substrate.hosts[h].node
+
+    def _attached(self, k: int) -> dict[int, list[int]]:
+        at: dict[int, list[int]] = {}
+        for h in self.hosts[k]:
+            at.setdefault(self.geo.attach[self.node(h)], []).append(self.x[k, h])
+        return at
 
     def _placement_rows(self) -> None:
         sub, prog = self.substrate, self.prog
@@ -299,28 +364,49 @@ class StepProgram:
     def _pair(self, k: int, k2: int) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
         """The z columns (by attachment pair) and e columns (by shared leaf node) of instances k then k2."""
         if (k, k2) not in self.pairs:
-            geo, prog = self.geo, self.prog
-            at = {kk: {} for kk in (k, k2)}
-            for kk in (k, k2):
-                for h in self.hosts[kk]:
-                    at[kk].setdefault(geo.attach[self.node(h)], []).append(self.x[kk, h])
-            z = {(s, t): prog.var() for s in at[k] for t in at[k2]}
+            geo, prog, at, at2 = self.geo, self.prog, self.attached[k], self.attached[k2]
+            z = {(s, t): prog.var() for s in at for t in at2}
             for col in z.values():
                 self.group[col] = ("z", (k, k2))
-            for s, cols in at[k].items():
-                prog.row(0.0, 0.0, {**{z[s, t]: 1.0 for t in at[k2]}, **{c: -1.0 for c in cols}})
-            for t, cols in at[k2].items():
-                prog.row(0.0, 0.0, {**{z[s, t]: 1.0 for s in at[k]}, **{c: -1.0 for c in cols}})
-            e = {}
-            shared = {self.node(h) for h in self.hosts[k]} & {self.node(h) for h in self.hosts[k2]}
-            for m in sorted(shared):
-                if geo.leaf_link[m] is not None:
-                    e[m] = col = prog.var()
-                    self.group[col] = ("e", (k, k2))
-                    for kk in (k, k2):
-                        prog.row(-np.inf, 0.0, {col: 1.0, **{self.x[kk, h]: -1.0 for h in self.hosts[kk] if self.node(h) == m}})
-            self.pairs[k, k2] = (z, e)
+            for s, cols in at.items():
+                prog.row(0.0, 0.0, {**{z[s, t]: 1.0 for t in at2}, **{c: -1.0 for c in cols}})
+            for t, cols in at2.items():
+                prog.row(0.0, 0.0, {**{z[s, t]: 1.0 for s in at}, **{c: -1.0 for c in cols}})
+            self.pairs[k, k2] = (z, self._shared_servers(k, k2))
         return self.pairs[k, k2]
+
+    def _shared_servers(self, k: int, k2: int) -> dict[int, int]:
+        """e[m] <= both instances' x at leaf node m: both on the same server."""
+        e = {}
+        shared = {self.node(h) for h in self.hosts[k]} & {self.node(h) for h in self.hosts[k2]}
+        for m in sorted(shared):
+            if self.geo.leaf_link[m] is not None:
+                e[m] = col = self.prog.var()
+                self.group[col] = ("e", (k, k2))
+                for kk in (k, k2):
+                    self.prog.row(-np.inf, 0.0, {col: 1.0, **{self.x[kk, h]: -1.0 for h in self.hosts[kk] if self.node(h) == m}})
+        return e
+
+    def _light_column(self, pair: tuple[int, int], values: dict[tuple[int, int], float], cost: bool) -> int | None:
+        """A column whose value times its scale is at least values[attachment of k, attachment of k2] (module docstring)."""
+        scale = max(values.values(), default=0.0)
+        if scale <= 0.0:
+            return None
+        k, k2 = pair
+        col = self.prog.var()
+        self.group[col] = ("light", (pair, len(self.light_cols)))
+        for s, cols in self.attached[k].items():
+            big_m = max((v for (a, _), v in values.items() if a == s), default=0.0)
+            if big_m > 0.0:  # scale col >= sum_t values[s, t] x2(t) - M_s (1 - x(s))
+                terms = {col: scale, **{c: -big_m for c in cols}}
+                for t, cols2 in self.attached[k2].items():
+                    for c in cols2:
+                        terms[c] = terms.get(c, 0.0) - values.get((s, t), 0.0)
+                self.prog.row(-big_m, np.inf, terms)
+        self.light_cols.append((col, scale, pair, values))
+        if cost:
+            self.cost[col] = scale
+        return col
 
     def upper_bound(self, expr: Expr) -> float:
         """The largest value `expr` takes on any placement: at most one column of each group is 1."""
@@ -333,13 +419,15 @@ class StepProgram:
     def value(self, expr: Expr, values: np.ndarray) -> float:
         return sum(values[c] * v for c, v in expr.items())
 
-    def _segments(self, rate: float, chain: Sequence[int], source: int, target: int) -> tuple[Expr, Expr, dict[int, Expr]]:
-        """A chain's virtual links on the program's paths: (transmission delay, sum of link prices, crossings per link)."""
+    def _segments(self, rate: float, chain: Sequence[int], source: int, target: int,
+                  core_delay: np.ndarray) -> tuple[Expr, Expr, dict[int, Expr], list[tuple[int, int]]]:
+        """A chain's virtual links on the program's paths: (transmission delay, sum of link prices,
+        crossings per link, the light pairs whose core part is left to the caller)."""
         geo, ev = self.geo, self.evaluator
         delay: Expr = {}
         price: Expr = {}
         use: dict[int, Expr] = {}
-        core_delay = (rate * geo.inverse_bandwidth + geo.propagation_ms).max(axis=2)
+        light = []
 
         def leaf_delay(n: int) -> float:
             l = geo.leaf_link[n]
@@ -368,18 +456,30 @@ class StepProgram:
         for k, k2 in zip(chain, chain[1:]):
             if k == k2:
                 continue
-            z, e = self._pair(k, k2)
             for kk in (k, k2):  # the leaf links at both ends
                 for h in self.hosts[kk]:
                     l = geo.leaf_link[self.node(h)]
                     if l is not None:
                         add(self.x[kk, h], leaf_delay(self.node(h)), [l])
-            for (s, t), col in z.items():
-                if s != t:
-                    add(col, float(core_delay[geo.core_index[s], geo.core_index[t]]), geo.core_path[s, t])
+            if (k, k2) in self.light:
+                light.append((k, k2))
+                if (k, k2) not in self.pairs:
+                    self.pairs[k, k2] = ({}, self._shared_servers(k, k2))
+                e = self.pairs[k, k2][1]
+            else:
+                z, e = self._pair(k, k2)
+                for (s, t), col in z.items():
+                    if s != t:
+                        add(col, float(core_delay[geo.core_index[s], geo.core_index[t]]), geo.core_path[s, t])
             for m, col in e.items():  # both on the same server: no link at all, so both leaf crossings come back off
                 add(col, leaf_delay(m), [geo.leaf_link[m]], times=-2.0)  # type: ignore[list-item]
-        return delay, price, use
+        return delay, price, use, light
+
+    def _core_values(self, pair: tuple[int, int], core: np.ndarray) -> dict[tuple[int, int], float]:
+        """`core` (by attachment-node indices) at every pair of attachments of the two instances; 0 at the same one."""
+        geo = self.geo
+        return {(s, t): float(core[geo.core_index[s], geo.core_index[t]]) if s != t else 0.0
+                for s in self.attached[pair[0]] for t in self.attached[pair[1]]}
 
     def _hosts_in_time(self, rate: float, deadline: float, chain: Sequence[int], source: int, target: int) -> list[list[int]]:
         """Per instance of the chain, the hosts on which the request can still meet its deadline and fit its capacity.
@@ -406,20 +506,24 @@ class StepProgram:
         return ok
 
     def _request_rows(self) -> None:
-        sub, prog, ev, step = self.substrate, self.prog, self.evaluator, self.step
+        sub, prog, ev, step, geo = self.substrate, self.prog, self.evaluator, self.step, self.geo
         link_terms: list[Expr] = [{} for _ in sub.links]
         """Link -> the traffic that crosses it whatever is accepted (with `carried`, or with `accept_all`)."""
         dropped_use: list[list[tuple[int, float, Expr]]] = [[] for _ in sub.links]
         instance_load: dict[int, Expr] = {}
         is_open = set(self.open)
+        self.deadline_rows: dict[int, tuple[list[Expr], float]] = {}
+        """Open request -> (the delay expressions of its deadline rows, its deadline)."""
         for r, (req, chain) in enumerate(zip(self.workload.requests, self.workload.assignment)):
             if not chain:
                 raise ValueError(f"request {req.id} has no VNF")
             if r not in is_open and not self.carried:
                 continue  # never accepted, and with `dropped` then without traffic: nothing of it is in the program
             rate, deadline = req.rate_mbps[step], req.deadline_ms[step]
-            delay, price, use = self._segments(rate, chain, req.source, req.target)
-            bandwidth = {col: self.weights.bandwidth * bandwidth_cost(rate, sub.step_seconds, [p]) for col, p in price.items()}
+            core_delay = (rate * geo.inverse_bandwidth + geo.propagation_ms).max(axis=2)
+            delay, price, use, light = self._segments(rate, chain, req.source, req.target, core_delay)
+            gb_price = self.weights.bandwidth * bandwidth_cost(rate, sub.step_seconds, [1.0])
+            bandwidth = {col: gb_price * p for col, p in price.items()}
             always = self.carried or self.accept_all
             if always:  # its traffic is carried whatever the program decides
                 for col, v in bandwidth.items():
@@ -427,6 +531,10 @@ class StepProgram:
                 for l, expr in use.items():
                     for col, v in expr.items():
                         link_terms[l][col] = link_terms[l].get(col, 0.0) + rate * v
+                for pair in light:
+                    costs = self.light_cost.setdefault(pair, {})
+                    for key, v in self._core_values(pair, gb_price * geo.core_price).items():
+                        costs[key] = costs.get(key, 0.0) + v
             if r not in is_open:
                 continue
             y: int | None = None
@@ -440,9 +548,17 @@ class StepProgram:
             for k in chain:
                 for h in self.hosts[k]:
                     delay[self.x[k, h]] = delay.get(self.x[k, h], 0.0) + processing_delay_ms(rate, [ev.per_mb_delay[k][h]])
+            light_delays = [self._core_values(pair, core_delay) for pair in light]
             # Eq. 17: the reconfiguration delay is the slowest move of the chain, so each instance that may
             # move slowly has its own deadline row; big-M is the largest delay that row can reach.
             moves = [{self.x[k, h]: self.move_delay[k][h] for h in self.hosts[k]} for k in sorted(set(chain))]
+            reach = self.upper_bound(delay) + sum(max(v.values(), default=0.0) for v in light_delays)
+            slowest = [max(m.values()) for m in moves]
+            if light_delays and reach + max(slowest) > deadline:  # a row will need the light pairs' delays
+                for pair, values in zip(light, light_delays):
+                    col = self._light_column(pair, values, cost=False)
+                    if col is not None:
+                        delay[col] = max(values.values())
             rows = []
             for move in [m for m in moves if max(m.values()) > 0.0] or [{}]:
                 expr = dict(delay)
@@ -483,6 +599,70 @@ class StepProgram:
                 load[g] = rate
             prog.row(-np.inf, ev.link_capacity[l], load)
 
+    def _colocation_rows(self) -> None:
+        """Co-location configurations of the heavy-traffic instances in every switch (class docstring)."""
+        sub = self.substrate
+        heavy = sorted({k for pair in self.pairs if pair not in self.light for k in pair})
+        own = {}  # switch node -> its LM and EM hosts
+        for h, host in enumerate(sub.hosts):
+            if host.kind is not HostKind.SERVER:
+                own.setdefault(host.node, []).append(h)
+        found: dict[int, list[frozenset[int]]] = {}
+        for node, hosts in own.items():
+            found[node] = self._configurations(heavy, hosts)
+            if sum(len(c) for c in found.values()) > MAX_CONFIGURATIONS:
+                return
+        for node, configurations in found.items():
+            if not configurations:
+                continue
+            cols = self.configurations[node] = {c: self.prog.var() for c in configurations}
+            self.prog.row(-np.inf, 1.0, {col: 1.0 for col in cols.values()})
+            for k in heavy:
+                held = {col: 1.0 for c, col in cols.items() if k in c}
+                xs = {self.x[k, h]: -1.0 for h in own[node] if (k, h) in self.x}
+                if held or xs:
+                    self.prog.row(0.0, 0.0, {**held, **xs})
+            a = self.geo.attach[node]
+            for (k, k2), (z, _) in self.pairs.items():
+                if (a, a) in z:  # together at the switch: in one configuration, or (one of them) on a server behind it
+                    behind = {self.x[kk, h]: -1.0 for kk in (k, k2) for h in self.hosts[kk]
+                              if self.geo.attach[self.node(h)] == a and h not in own[node]}
+                    both = {col: -1.0 for c, col in cols.items() if k in c and k2 in c}
+                    self.prog.row(-np.inf, 0.0, {z[a, a]: 1.0, **both, **behind})
+
+    def _configurations(self, heavy: Sequence[int], hosts: Sequence[int]) -> list[frozenset[int]]:
+        """The non-empty sets of `heavy` instances that `hosts` (one switch's memories) hold together (eq. 7)."""
+        sub = self.substrate
+        candidates = [k for k in heavy if any((k, h) in self.x for h in hosts)]
+        size = {k: sub.instances[k].type.storage_mb for k in candidates}
+
+        def fits(chosen: tuple[int, ...], room: dict[int, float]) -> bool:
+            if not chosen:
+                return True
+            k, rest = chosen[0], chosen[1:]
+            for h in hosts:
+                if (k, h) in self.x and room[h] >= size[k] * (1.0 - CAPACITY_EPSILON):
+                    room[h] -= size[k]
+                    ok = fits(rest, room)
+                    room[h] += size[k]
+                    if ok:
+                        return True
+            return False
+
+        result: list[frozenset[int]] = []
+
+        def grow(chosen: tuple[int, ...], start: int) -> None:
+            for i in range(start, len(candidates)):
+                bigger = (*chosen, candidates[i])
+                if fits(bigger, {h: sub.hosts[h].storage_mb for h in hosts}):
+                    result.append(frozenset(bigger))
+                    if len(result) > MAX_CONFIGURATIONS:
+                        return
+                    grow(bigger, i + 1)
+
+        grow((), 0)
+        return result
+
     def capacity(self, k: int, h: int) -> float:
         """Eq. 10's capacity of instance k on host h, cut to what its requests could ever send it (a tighter row)."""
         return min(self.substrate.instance_capacity_mbps(k, h), self.total_rate.get(k, 0.0))
@@ -498,25 +678,39 @@ class StepProgram:
         """Requests not fixed rejected: a bound on the accepted."""
         return len(self.open)
 
-    def accepted(self, values: np.ndarray) -> int:
-        return self.acceptable if self.accept_all else round(sum(values[y] for y in self.y.values()))
+    def accepted(self, values: np.ndarray) -> frozenset[int]:
+        return frozenset(self.open) if self.accept_all else frozenset(r for r, y in self.y.items() if values[y] > 0.5)
 
-    def start(self, placement: Placement) -> _Start | None:
+    def start(self, placement: Placement, accepted: Iterable[int] | None = None) -> _Start | None:
         """`placement` as a solution of the program, or None when it is not one (a host the program
-        leaves out, with `carried` more traffic than a link holds, or with `accept_all` a request it
-        cannot accept). Requests are admitted in id order, each when all its deadline rows hold and
-        its instances' capacity (and with `dropped` its links) still has room for it."""
+        leaves out, a request of `accepted` it cannot accept, with `carried` more traffic than a link
+        holds). Without `accepted`, requests are admitted in id order, each when all its deadline
+        rows hold and its instances' capacity (and with `dropped` its links) still has room for it."""
         if placement_errors(self.substrate, placement) or any((k, h) not in self.x for k, h in enumerate(placement)):
             return None
         values = np.zeros(len(self.prog.lower))
         for k, h in enumerate(placement):
             values[self.x[k, h]] = 1.0
         geo = self.geo
+        at = [geo.attach[self.node(h)] for h in placement]
         for (k, k2), (z, e) in self.pairs.items():
-            a, b = self.node(placement[k]), self.node(placement[k2])
-            values[z[geo.attach[a], geo.attach[b]]] = 1.0
-            if a == b and a in e:
+            if z:
+                values[z[at[k], at[k2]]] = 1.0
+            a = self.node(placement[k])
+            if a == self.node(placement[k2]) and a in e:
                 values[e[a]] = 1.0
+        for col, scale, (k, k2), by_attachment in self.light_cols:
+            values[col] = by_attachment.get((at[k], at[k2]), 0.0) / scale
+        for node, cols in self.configurations.items():
+            held = frozenset(k for k, h in enumerate(placement) if self.node(h) == node and self.substrate.hosts[h].kind
+                             is not HostKind.SERVER and any(k in c for c in cols))
+            if held:
+                if held not in cols:
+                    return None
+                values[cols[held]] = 1.0
+        chosen = None if accepted is None else set(accepted)
+        if chosen is not None and (not chosen <= set(self.open) or (self.accept_all and chosen != set(self.open))):
+            return None
         load: dict[int, float] = {}
         link_load = [0.0] * len(self.substrate.links)
         for r in self.open:
@@ -527,9 +721,10 @@ class StepProgram:
             accept = (all(self.value(expr, values) <= deadline for expr in rows)
                       and all(load.get(k, 0.0) + rate * chain.count(k) <= self.capacity(k, placement[k]) for k in set(chain))
                       and all(link_load[l] + rate * n <= self.evaluator.link_capacity[l] for l, _, n in crossings))
-            if not accept and self.accept_all:
+            wanted = (r in chosen) if chosen is not None else (accept or self.accept_all)
+            if wanted and not accept:
                 return None
-            if not accept:
+            if not wanted:
                 continue
             if r in self.y:
                 values[self.y[r]] = 1.0
@@ -568,11 +763,12 @@ class ExactSolution:
     accepted_bound: float
     """Upper bound on accepted requests proven in phase one."""
     seconds: float
-    """Wall time of the whole step: building the program, the warm start and both phases."""
+    """Wall time of the whole step: building the programs, the warm start and both phases."""
     start_accepted: int = 0
     """Accepted requests of the best warm start (the program's judgement of the offered placements)."""
     start_cost: float = math.nan
     size: ProgramSize | None = None
+    """The cost phase's program."""
 
     @property
     def accepted_gap(self) -> float:
@@ -605,6 +801,15 @@ def _warm(h: highspy.Highs, values: np.ndarray) -> None:
     h.setSolution(solution)
 
 
+def _run(program: StepProgram, cost: Expr, maximise: bool, start: _Start | None, time_limit_s: float) -> highspy.Highs:
+    h = _highs(time_limit_s)
+    h.passModel(program.prog.to_highs(cost, maximise))
+    if start is not None:
+        _warm(h, start.values)
+    h.run()
+    return h
+
+
 def solve_step(evaluator: StepEvaluator, workload: Workload, step: int, previous: Placement,
                time_limit_s: float = 60.0, weights: ObjectiveWeights | None = None,
                starts: Sequence[Placement] = ()) -> ExactSolution:
@@ -615,52 +820,60 @@ def solve_step(evaluator: StepEvaluator, workload: Workload, step: int, previous
     began = time.perf_counter()
     weights = weights or evaluator.weights
     offered = [*starts, previous]
-    program = StepProgram(evaluator, workload, step, previous, weights)
-    candidates = [s for s in (program.start(p) for p in offered) if s is not None]
-    best_start = max(candidates, key=lambda s: (s.accepted, -s.cost), default=None)
+    full = StepProgram(evaluator, workload, step, previous, weights)
+    candidates = [s for s in (full.start(p) for p in offered) if s is not None]
+    warm = max(candidates, key=lambda s: (len(s.accepted), -s.cost), default=None)
     left = lambda: time_limit_s - (time.perf_counter() - began)  # noqa: E731
 
-    bound = float(program.acceptable)
-    first: _Start | None = best_start
-    first_optimal = best_start is not None and best_start.accepted == program.acceptable
-    if not first_optimal:  # (otherwise every request that can be accepted is: nothing to search)
-        h = _highs(left() / 2)
-        h.passModel(program.prog.to_highs({col: 1.0 for col in program.y.values()}, maximise=True))
-        if best_start is not None:
-            _warm(h, best_start.values)
-        h.run()
+    # Phase one: the most accepted requests. Nothing to search when the warm start accepts every open one.
+    bound = float(full.acceptable)
+    first = warm
+    first_optimal = warm is not None and len(warm.accepted) == full.acceptable
+    if not first_optimal:
+        h = _run(full, {col: 1.0 for col in full.y.values()}, True, warm, left() / 2)
         if _found(h):
             values = np.array(h.getSolution().col_value)
-            first = _Start(program.placement_of(values), values, program.accepted(values), program.value(program.cost, values))
+            first = _Start(full.placement_of(values), values, full.accepted(values), full.value(full.cost, values))
         bound = min(bound, math.floor(float(h.getInfo().mip_dual_bound) + 1e-6))
         first_optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
     if first is None:
         return ExactSolution(previous, 0, math.nan, "no solution", math.inf, bound, time.perf_counter() - began,
-                             size=program.size)
-    best = first.accepted
+                             size=full.size)
+    best = len(first.accepted)
     first_optimal = first_optimal or best >= bound
-    if best == program.acceptable:
-        program = StepProgram(evaluator, workload, step, previous, weights, accept_all=True)
-        seconds = [s for s in (program.start(p) for p in (*offered, first.placement)) if s is not None]
-    else:
+
+    # Phase two: the least cost with that many accepted, in the compact program; its answer checked in the full one.
+    known = [first, *(s for s in candidates if len(s.accepted) >= best)]
+    accept_all = best == full.acceptable
+    light = light_pairs(workload, step)
+    program = StepProgram(evaluator, workload, step, previous, weights, accept_all=accept_all, light=light, colocation=True)
+    if not accept_all:
         program.prog.row(best - 0.5, np.inf, {col: 1.0 for col in program.y.values()})
-        seconds = [first, *(s for s in candidates if s.accepted >= best)]
-    second = min(seconds, key=lambda s: s.cost)
-    h2 = _highs(left())
-    h2.passModel(program.prog.to_highs(program.cost, maximise=False))
-    _warm(h2, second.values)
-    h2.run()
-    values = np.array(h2.getSolution().col_value) if _found(h2) else second.values
-    second_optimal = h2.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    seconds = [s for s in (program.start(k.placement, k.accepted) for k in known) if s is not None]
+    h2 = _run(program, program.cost, False, min(seconds, key=lambda s: s.cost, default=None), left())
+    found = None
+    if _found(h2):
+        values = np.array(h2.getSolution().col_value)
+        found = full.start(program.placement_of(values), program.accepted(values))
+    if found is None and _found(h2):  # the light pairs' links overflow: solve the full program for the time left
+        full.prog.row(best - 0.5, np.inf, {col: 1.0 for col in full.y.values()})
+        h2 = _run(full, full.cost, False, min(known, key=lambda s: s.cost), left())
+        program = full
+        if _found(h2):
+            values = np.array(h2.getSolution().col_value)
+            found = _Start(full.placement_of(values), values, full.accepted(values), full.value(full.cost, values))
+    answer = found or min(known, key=lambda s: s.cost)
+    second_optimal = found is not None and h2.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    lower = float(h2.getInfo().mip_dual_bound) if found is not None else -math.inf
     return ExactSolution(
-        placement=program.placement_of(values),
-        accepted=program.accepted(values),
-        cost=program.value(program.cost, values),
+        placement=answer.placement,
+        accepted=len(answer.accepted),
+        cost=answer.cost,
         status="optimal" if first_optimal and second_optimal else "time limit",
-        gap=0.0 if second_optimal else float(h2.getInfo().mip_gap),
+        gap=0.0 if second_optimal else (answer.cost - lower) / abs(answer.cost) if answer.cost else math.inf,
         accepted_bound=bound,
         seconds=time.perf_counter() - began,
-        start_accepted=best_start.accepted if best_start else 0,
-        start_cost=best_start.cost if best_start else math.nan,
+        start_accepted=len(warm.accepted) if warm else 0,
+        start_cost=warm.cost if warm else math.nan,
         size=program.size,
     )

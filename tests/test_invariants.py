@@ -34,10 +34,21 @@ def test_invariants_of_a_step(small_dataset, data):
         assert within_capacity(load, 0.0, sub.instance_capacity_mbps(k, placement[k]))
     for link, load in zip(sub.links, result.link_load_mbps):
         assert within_capacity(load, 0.0, link.capacity_mbps)
-    # a rejected request carries nothing: the loads are exactly the accepted requests' traffic
-    carried = sum(workload.requests[r.request].rate_mbps[step] * len(instances)
-                  for r, instances in zip(result.requests, workload.assignment) if r.accepted)
-    assert abs(sum(result.instance_load_mbps) - carried) < 1e-6
+    # What a rejected request loads follows the scenario's `rejected_traffic` (docs/model.md): the instance
+    # loads are exactly the processed requests' traffic (the accepted ones, and under `carried` the late
+    # ones too), the link loads exactly the carried requests' (the accepted ones, and under `carried` every
+    # one that found its paths)
+    carry_rejected = small_dataset.objective_weights.rejected_traffic == "carried"
+    processed = carried = 0.0
+    for r, instances in zip(result.requests, workload.assignment):
+        rate = workload.requests[r.request].rate_mbps[step]
+        assert r.carried == (r.accepted or (carry_rejected and r.paths is not None))
+        if r.accepted or (carry_rejected and r.outcome is Outcome.DEADLINE):
+            processed += rate * len(instances)
+        if r.carried:
+            carried += rate * sum(len(path) for path in r.paths)
+    assert abs(sum(result.instance_load_mbps) - processed) < 1e-6
+    assert abs(sum(result.link_load_mbps) - carried) < 1e-6
 
     # every cost part is non-negative
     c = result.cost

@@ -104,8 +104,9 @@ class RequestParams(_Section):
     classes: list[ServiceClass] = [ServiceClass(name="web", busy_hours=[10]), ServiceClass(name="voip", busy_hours=[12]),
                                    ServiceClass(name="gaming", busy_hours=[14])]
     """Default: the paper's three, busy at 10, 12 and 14 h. Empty: every request draws from `working_hours`
-    before `time.working_until_hour` and from `evening` after. Otherwise each request belongs to a random class, busy at the class's hours, and
-    its VNFs use the class's own instances: instance j of every type serves class j mod len(classes)."""
+    before `time.working_until_hour` and from `evening` after. Otherwise each request belongs to a random
+    class, busy at the class's hours, and its VNFs use the class's own instances: instance j of every type
+    serves class j mod len(classes)."""
     busy_order: Literal["fixed", "random"] = "fixed"
     """random: every workload hands the classes' busy hours to the classes in a random order."""
 

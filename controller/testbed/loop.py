@@ -69,7 +69,9 @@ class StepRecord:
     carried: int
     requests: int
     predicted_delay_ms: dict[int, float]
-    """Chain (SPI) -> the model's end-to-end delay of the carried chains (eq. 16)."""
+    """Chain (SPI) -> the model's delay of the carried chains once the step's configuration is in
+    place: processing + transmission (eq. 16 without the step's one-off reconfiguration delay), what
+    a probe sent during the step should see."""
     seconds: dict[str, float]
     """Wall time of each part: decide, evaluate, then the deploy path's (rules, em, build, prepare,
     servers, commit, drain, cleanup), flows."""
@@ -185,7 +187,7 @@ class LiveLoop:
         record = StepRecord(
             step, hour, working, {i.name: hosts[h].name for i, h in zip(self.substrate.instances, self.placement)}, moved,
             result.accepted, sum(r.carried for r in result.requests), len(result.requests),
-            {r.request + 1: r.delay_ms for r in result.requests if r.carried and report is not None},
+            {r.request + 1: r.processing_ms + r.transmission_ms for r in result.requests if r.carried and report is not None},
             seconds, started_ns, reconfigured_ns, counters, notes)
         self.records.append(record)
         (self.out / f"step-{step}.json").write_text(json.dumps(asdict(record), indent=1))
