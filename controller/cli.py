@@ -755,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "working-hours acceptance (then least cost) on the training workloads, written as a placement file "
                         "for --policy fixed:FILE")
     p.add_argument("--variant", default=None, choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters (default hybrid)")
-    p.add_argument("--episodes", type=positive_int, default=None, help="episodes (default 12000)")
+    p.add_argument("--episodes", type=positive_int, default=None, help="episodes (default 5000; best-fixed: not used)")
     p.add_argument("--seed", type=non_negative_int, default=None,
                    help="seed of the network's initialisation, exploration and replay sampling; for best-fixed, of the "
                         "workload sample and the search order (default 0)")

@@ -9,19 +9,13 @@ done, and the same seed gives the same run as `srem train`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from controller.model.dataset import Dataset
-from controller.model.evaluator import StepResult
-from controller.model.reward import reward as eq20_reward
 from controller.rl.agent import Agent, TrainConfig
-from controller.rl.checkpoint import load_checkpoint
 from controller.rl.env import SremEnv
 from controller.rl.training import train
 
@@ -40,39 +34,6 @@ class LearningRun:
     """Per checkpoint: mean over the test workloads of the greedy policy's day reward (eq. 20 summed over the steps)."""
     test_acceptance: list[float]
     """Per checkpoint: accepted / requests over the working-hours steps of the test workloads."""
-
-
-class CheckpointTap:
-    """Eq. 20 as the environment computes it, passed to `train` as its reward function, that also
-    keeps the networks of every checkpoint training has written so far.
-
-    `train` calls nothing of ours between episodes but the reward function, and it writes each
-    checkpoint at the end of an episode, before the next episode's first reward; so looking at the
-    file at every reward (a stat) sees each checkpoint. `poll` after training picks up the last one.
-    """
-
-    def __init__(self, dataset: Dataset, path: Path) -> None:
-        self.dataset = dataset
-        self.path = path
-        self.weights = dataset.reward_weights
-        self.networks: dict[int, dict[str, torch.Tensor]] = {}
-        """episodes done -> the network's state_dict then."""
-        self._seen: tuple[int, int, int] | None = None
-
-    def __call__(self, result: StepResult, reference_cost: float) -> float:
-        self.poll()
-        return eq20_reward(result.acceptance_ratio, result.cost.total, reference_cost, result.feasible, self.weights)
-
-    def poll(self) -> None:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return
-        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a checkpoint is written anew (os.replace) each time
-        if key != self._seen:
-            self._seen = key
-            doc = load_checkpoint(self.path, self.dataset.substrate)
-            self.networks[int(doc["episode"])] = doc["state_dict"]
 
 
 def greedy_score(agent: Agent, env: SremEnv) -> tuple[float, float]:
@@ -97,13 +58,15 @@ def learning_run(dataset: Dataset, variant: str, seed: int, episodes: int, every
     """Train `variant` with `seed` for `episodes` (the other settings TrainConfig's defaults) and score
     the networks every `every` episodes and at the end on the first `test_workloads` test workloads."""
     config = TrainConfig(variant=variant, episodes=episodes, seed=seed, checkpoint_every=every)  # type: ignore[arg-type]
-    with tempfile.TemporaryDirectory(prefix="srem-fig5-") as tmp:
-        tap = CheckpointTap(dataset, Path(tmp) / "run.pt")
-        agent, run = train(dataset, config, checkpoint=tap.path, reward_fn=tap, progress=progress)
-        tap.poll()
+    networks: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(done: int, agent: Agent) -> None:
+        networks[done] = {name: tensor.clone() for name, tensor in agent.net.state_dict().items()}
+
+    agent, run = train(dataset, config, progress=progress, on_checkpoint=keep)
     env = SremEnv(dataset, "test", limit=test_workloads)
     checkpoints, rewards, acceptance = [], [], []
-    for episode, network in sorted(tap.networks.items()):
+    for episode, network in sorted(networks.items()):
         agent.net.load_state_dict(network)
         reward, accepted = greedy_score(agent, env)
         checkpoints.append(episode)

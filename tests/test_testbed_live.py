@@ -28,7 +28,7 @@ from controller.policies import make_policy
 from controller.testbed import probes as P
 from controller.testbed import state as testbed_state
 from controller.testbed.loop import LiveLoop, LoopSettings
-from controller.testbed.network import Testbed
+from controller.testbed import network
 from controller.testbed.preflight import missing
 
 LACKING = missing()
@@ -86,7 +86,7 @@ def test_forced_moves_on_running_traffic_lose_nothing_and_latency_follows_the_mo
     decisions = [initial, _moved(sub, initial, {k: f"em:{switch}", other: f"lm:{switch2}"}),
                  _moved(sub, initial, {k: f"lm:{switch}", other: f"lm:{switch2}"})]
     state_path = tmp_path / "net" / testbed_state.STATE_FILE
-    with Testbed.start(scenario.topology, tmp_path / "net") as testbed:
+    with network.Testbed.start(scenario.topology, tmp_path / "net") as testbed:
         loop = LiveLoop(testbed, dataset, scenario.spec.dataplane, 0, make_policy("static"), SETTINGS, tmp_path / "run")
         try:
             loop.start()

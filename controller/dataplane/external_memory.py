@@ -18,12 +18,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from controller.dataplane import entries as E
 from controller.dataplane.builder import Deployment, EmRegion
+from controller.dataplane.entries import SwitchState, TableEntry
 from controller.dataplane.layout import Layout
 from controller.dataplane.rules import kind_of
 from controller.errors import SremError
 from controller.model.substrate import HostKind, Substrate
 from rdma_emulator.client import RdmaClient, RdmaError, RdmaTimeout
+from rdma_emulator.protocol import MAX_IO
 from srem_formats import em_table
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,8 @@ log = logging.getLogger(__name__)
 class Programmed:
     switch: str
     region: EmRegion
-    digest: bytes
+    digest: bytes | None
+    """SHA-256 of the table in the region; None for a region adopted from the switches and not yet read back."""
     size: int
 
 
@@ -44,6 +48,20 @@ class ProgramReport:
     """RDMA-written bytes: the control traffic of eq. 6."""
     seconds: float = 0.0
     freed: int = 0
+    adopted: int = 0
+    """Adopted regions this stage read back and kept (their contents were the table to write)."""
+
+
+def regions_held(held: Mapping[str, SwitchState]) -> dict[int, tuple[str, EmRegion]]:
+    """Instance -> (switch, region) of every RDMA-table entry in the switches' states (as read back)."""
+    found = {}
+    for switch, state in held.items():
+        for entity in state.values():
+            if isinstance(entity, TableEntry) and entity.table == E.RDMA_INDEX:
+                instance = dict(entity.match)["instance"].value  # type: ignore[union-attr]
+                params = dict(entity.params)
+                found[instance] = (switch, EmRegion(params["server"], params["region"], params["rkey"]))
+    return found
 
 
 class ExternalMemory:
@@ -79,22 +97,27 @@ class ExternalMemory:
         started = time.perf_counter()
         staged: dict[int, Programmed] = {}
         todo: list[tuple[int, str, bytes, bytes]] = []
+        unread: list[tuple[int, str, bytes, bytes, EmRegion]] = []
         for k, (switch, data) in self.tables(deployment).items():
             digest = hashlib.sha256(data).digest()
             current = self.active.get(k)
             if current is not None and current.switch == switch and current.digest == digest:
                 staged[k] = current
+            elif current is not None and current.switch == switch and current.digest is None \
+                    and current.region.server == self._server_of(switch):
+                unread.append((k, switch, data, digest, current.region))
             else:
                 todo.append((k, switch, data, digest))
         self._fresh = []
         try:
-            asyncio.run(self._program(todo, staged))
+            adopted = asyncio.run(self._program(todo, staged, unread))
         except (RdmaError, RdmaTimeout, OSError) as exc:
             self._release(self._fresh)
             self._fresh = []
             raise SremError(f"programming external memory failed, nothing changed: {exc}", where="external memory") from None
         self._staged = staged
-        self.last = ProgramReport(len(self._fresh), sum(p.size for p in self._fresh), time.perf_counter() - started)
+        self.last = ProgramReport(len(self._fresh), sum(p.size for p in self._fresh), time.perf_counter() - started,
+                                  adopted=adopted)
         return {k: p.region for k, p in staged.items()}
 
     def commit(self) -> ProgramReport:
@@ -111,6 +134,14 @@ class ExternalMemory:
         """The switches kept the old regions: free the ones this stage wrote."""
         self._release(self._fresh)
         self._staged, self._fresh = None, []
+
+    def adopt(self, held: Mapping[int, tuple[str, EmRegion]]) -> None:
+        """Take the regions the switches point at (regions_held of their states) as the ones in force,
+        unverified: the next stage keeps each whose contents are the table it would write and writes
+        the others anew; commit then frees the adopted regions no switch uses any more."""
+        for k, (switch, region) in held.items():
+            if k not in self.active:
+                self.active[k] = Programmed(switch, region, None, 0)
 
     def forget_server(self, server: int) -> list[int]:
         """A memory server restarted empty: forget what we had written there, so that the next stage
@@ -145,7 +176,19 @@ class ExternalMemory:
             for client in clients.values():
                 client.close()
 
-    async def _program(self, todo: list[tuple[int, str, bytes, bytes]], staged: dict[int, Programmed]) -> None:
+    async def _program(self, todo: list[tuple[int, str, bytes, bytes]], staged: dict[int, Programmed],
+                       unread: list[tuple[int, str, bytes, bytes, EmRegion]]) -> int:
+        """Keep the unread (adopted) regions that hold their table, write `todo` and the others; how many were kept."""
+        kept = []
+
+        async def check(clients: dict[int, RdmaClient], k: int, switch: str, data: bytes, digest: bytes,
+                        region: EmRegion) -> None:
+            if await _holds(clients[region.server], region, data):
+                staged[k] = Programmed(switch, region, digest, len(data))
+                kept.append(k)
+            else:
+                todo.append((k, switch, data, digest))
+
         async def one(clients: dict[int, RdmaClient], k: int, switch: str, data: bytes, digest: bytes) -> None:
             server = self._server_of(switch)
             client = clients[server]
@@ -155,10 +198,13 @@ class ExternalMemory:
             await client.write_all(region, rkey, data)
             staged[k] = programmed
 
-        async def work(clients: dict[int, RdmaClient]) -> None:
+        async def work(clients: dict[int, RdmaClient]) -> int:
+            _raise_first(await asyncio.gather(*(check(clients, *item) for item in unread), return_exceptions=True))
             _raise_first(await asyncio.gather(*(one(clients, *item) for item in todo), return_exceptions=True))
+            return len(kept)
 
-        await self._with_clients({self._server_of(switch) for _, switch, _, _ in todo}, work)
+        servers = {self._server_of(switch) for _, switch, _, _ in todo} | {region.server for *_, region in unread}
+        return await self._with_clients(servers, work) or 0
 
     async def _free_all(self, programmed: list[Programmed]) -> int:
         async def work(clients: dict[int, RdmaClient]) -> int:
@@ -167,6 +213,21 @@ class ExternalMemory:
             return len(programmed)
 
         return await self._with_clients({p.region.server for p in programmed}, work) or 0
+
+
+async def _holds(client: RdmaClient, region: EmRegion, data: bytes, window: int = 8) -> bool:
+    """Whether the region's first len(data) bytes are `data` (False when the server refuses the region:
+    freed, another key, shorter); read in MAX_IO pieces, `window` at a time, stopping at the first difference."""
+    pieces = [(offset, data[offset:offset + MAX_IO]) for offset in range(0, len(data), MAX_IO)]
+    try:
+        for start in range(0, len(pieces), window):
+            batch = pieces[start:start + window]
+            got = await asyncio.gather(*(client.read(region.region, region.rkey, offset, len(piece)) for offset, piece in batch))
+            if any(back != piece for back, (_, piece) in zip(got, batch)):
+                return False
+    except RdmaError:
+        return False
+    return True
 
 
 def _raise_first(results: list[object]) -> None:

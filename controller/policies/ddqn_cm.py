@@ -27,8 +27,10 @@ REJECTED_DELAY_RATIO = 2.0
 
 
 def ddqn_cm_config(**overrides: object) -> TrainConfig:
-    """Servers only, double Q-learning, no filters (the paper gives DDQN-CM none)."""
-    return TrainConfig(**{"variant": "none", "double_q": True, "host_kinds": ("SERVER",), **overrides})  # type: ignore[arg-type]
+    """Servers only, double Q-learning, no filters (the paper gives DDQN-CM none); the step's one
+    reward, whole placements explored, the paper's discount: none of SR-EM's changes."""
+    return TrainConfig(**{"variant": "none", "double_q": True, "host_kinds": ("SERVER",), "credit": "shared",  # type: ignore[arg-type]
+                          "exploration": "placement", "order": "size", "discount": 0.3, **overrides})
 
 
 def ddqn_cm_reward(result: StepResult, reference_cost: float) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,8 +62,10 @@ def train(
     reward_fn: RewardFn | None = None,
     progress: bool = True,
     limit: int | None = None,
+    on_checkpoint: Callable[[int, Agent], None] | None = None,
 ) -> tuple[Agent, TrainingRun]:
-    """Train for `config.episodes` episodes (continuing a checkpoint with `resume`); checkpoint as it goes."""
+    """Train for `config.episodes` episodes (continuing a checkpoint with `resume`); checkpoint as it
+    goes, and tell `on_checkpoint(episodes done, agent)` at every checkpoint (with or without a file)."""
     if config.variant not in VARIANTS:
         raise SremError(f"unknown variant {config.variant!r} (known: {', '.join(VARIANTS)})", where="--variant")
     rng = _seed_everything(config.seed)
@@ -112,11 +115,14 @@ def train(
             if steps % config.target_sync_steps == 0:
                 target.load_state_dict(agent.net.state_dict())
         run.rewards.append(total)
-        if checkpoint is not None and ((episode + 1) % config.checkpoint_every == 0 or episode + 1 == config.episodes):
-            save_checkpoint(checkpoint, dataset, {
-                "config": _config_doc(config), "episode": episode + 1, "state_dict": agent.net.state_dict(),
-                "target": target.state_dict(), "optimizer": optimizer.state_dict(), "rewards": run.rewards,
-            })
+        if (episode + 1) % config.checkpoint_every == 0 or episode + 1 == config.episodes:
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, dataset, {
+                    "config": _config_doc(config), "episode": episode + 1, "state_dict": agent.net.state_dict(),
+                    "target": target.state_dict(), "optimizer": optimizer.state_dict(), "rewards": run.rewards,
+                })
+            if on_checkpoint is not None:
+                on_checkpoint(episode + 1, agent)
     run.seconds = time.perf_counter() - started
     return agent, run
 

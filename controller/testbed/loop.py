@@ -7,10 +7,12 @@ traffic host's flows to the step's rates, and let the step run while probes meas
 first step the workload's initial configuration is deployed, so that the first decision is a real
 reconfiguration of running traffic. Every part's wall time is logged and exported to Prometheus.
 
-Faults: a switch whose process died is restarted and refilled (pipeline and state: the reconciler
-reads what it holds); a dead memory server is restarted empty and the EM tables it held are written
-again at the next deploy; a deploy that fails leaves the last good configuration in force and the
-loop carries on with the next step.
+Faults, found at the start of the next step: a switch whose process died is restarted and refilled
+(pipeline and state: the reconciler reads what it holds); a dead memory server is restarted empty
+and the EM tables it held are written again at the step's deploy; a deploy that fails leaves the last
+good configuration in force and the loop carries on with the next step. A controller that restarts
+takes over with `resume` instead of `start`: it reads the placement in force, the chains' versions
+and the EM regions back from the data plane, so its next step writes only what its decision changes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from controller.dataplane import entries as E
 from controller.dataplane.deploy import Deployer, DeployReport
-from controller.dataplane.external_memory import ExternalMemory
+from controller.dataplane.entries import SwitchState, TableEntry
+from controller.dataplane.external_memory import ExternalMemory, regions_held
 from controller.dataplane.p4info import P4Schema
 from controller.dataplane.p4runtime_client import Pipeline, SwitchClient
 from controller.dataplane.rack_servers import RackServers
@@ -35,6 +38,8 @@ from controller.errors import SremError
 from controller.model.dataset import Dataset
 from controller.model.evaluator import StepEvaluator, StepResult
 from controller.model.scenario import DataplaneParams
+from controller.model.substrate import Substrate
+from controller.model.topology import NodeName
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy
 from controller.testbed.network import Testbed
@@ -43,6 +48,7 @@ from controller.testbed.traffic_plan import Scale, scale_for, step_flows
 from hosts.control import ControlError, call
 
 log = logging.getLogger(__name__)
+LM_TABLES = (E.FIREWALL, E.NAT, E.RATE_LIMITER, E.DSCP)
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,8 @@ class StepRecord:
     place: processing + transmission (eq. 16 without the step's one-off reconfiguration delay), what
     a probe sent during the step should see."""
     seconds: dict[str, float]
-    """Wall time of each part: decide, evaluate, then the deploy path's (rules, em, build, prepare,
-    servers, commit, drain, cleanup), flows."""
+    """Wall time of each part: heal (when something had died), decide, evaluate, then the deploy
+    path's (rules, em, build, prepare, servers, commit, drain, cleanup), flows."""
     started_ns: int
     reconfigured_ns: int
     """When the switches committed the step's configuration (after the deploy returned)."""
@@ -82,6 +88,10 @@ class StepRecord:
     """Chain (SPI) -> packets its source switch classified so far (chain_counter), read at the step's start."""
     notes: list[str] = field(default_factory=list)
     """What went wrong in this step and what the loop did about it (one line each)."""
+    written: dict[str, int] = field(default_factory=dict)
+    """What the deploy wrote: switch_updates (entries and meter cells, all phases), em_regions and
+    em_bytes (tables written to memory servers), em_adopted (regions a resumed controller read back
+    and kept). All 0 when the data plane already held the decision."""
 
 
 class Metrics:
@@ -144,15 +154,30 @@ class LiveLoop:
         self.deployer.deploy(self.workload, initial, resync=True)
         self._set_flows(0)
 
+    def resume(self) -> None:
+        """Take over the data plane of a controller that stopped (the testbed and its traffic running on):
+        become primary on every switch (the program is pushed only where none runs), and read back what is
+        in force - every switch's entries (the chains' versions), the EM regions they point at (adopted,
+        checked against their tables at the next deploy), the instances the rack servers serve - so the
+        next step writes only what its decision changes. The traffic keeps its rates until that step."""
+        self.plane.connect()
+        self.out.mkdir(parents=True, exist_ok=True)
+        held = self.plane.read()
+        self.plane.known = held
+        self.memory.adopt(regions_held(held))
+        served = {name: {int(k) for k in client.status().get("instances", {})} for name, client in self.servers.clients.items()}
+        self.placement = placement_held(self.substrate, held, served, self.workload.initial_placement)
+        self.servers.location = {k: name for name, instances in served.items() for k in instances}
+
     def run_step(self, step: int, placement: Placement | None = None) -> StepRecord:
         """One step: the policy's decision (or `placement`, to force one) made true and left running."""
         started = time.perf_counter()
         started_ns = time.time_ns()
         notes = self._heal()
+        seconds: dict[str, float] = {"heal": time.perf_counter() - started} if notes else {}
         hour = self.dataset.hours[step]
         working = self.dataset.is_working_hour(hour)
         self.metrics.step.set(step)
-        seconds: dict[str, float] = {}
         counters = self._counters(notes)
         t = time.perf_counter()
         observation = Observation(self.substrate, self.workload, step, hour, working, self.placement, self.last)
@@ -168,8 +193,12 @@ class LiveLoop:
             notes.append(f"deploy failed, the last good configuration stays in force: {exc}")
             self.metrics.faults.labels("deploy").inc()
         reconfigured_ns = time.time_ns()
+        written: dict[str, int] = {}
         if report is not None:
             seconds.update(report.seconds)
+            em = self.memory.last
+            written = {"switch_updates": report.applied.plan.count(), "em_regions": em.regions, "em_bytes": em.bytes,
+                       "em_adopted": em.adopted}
             moved = [self.substrate.instances[k].name for k, (a, b) in enumerate(zip(self.placement, decided)) if a != b]
             self.placement, self.last = decided, result
         else:
@@ -188,14 +217,17 @@ class LiveLoop:
             step, hour, working, {i.name: hosts[h].name for i, h in zip(self.substrate.instances, self.placement)}, moved,
             result.accepted, sum(r.carried for r in result.requests), len(result.requests),
             {r.request + 1: r.processing_ms + r.transmission_ms for r in result.requests if r.carried and report is not None},
-            seconds, started_ns, reconfigured_ns, counters, notes)
+            seconds, started_ns, reconfigured_ns, counters, notes, written)
         self.records.append(record)
         (self.out / f"step-{step}.json").write_text(json.dumps(asdict(record), indent=1))
         return record
 
-    def run(self, steps: int | None = None, on_step: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
-        """The day's steps (or the first `steps`), each lasting `step_seconds`; probes collected after each."""
-        for step in range(len(self.dataset.hours) if steps is None else steps):
+    def run(self, steps: int | None = None, on_step: Callable[[StepRecord], None] | None = None,
+            first: int = 0) -> list[StepRecord]:
+        """The day's steps from `first` (a resumed controller's next step), or `steps` of them, each lasting
+        `step_seconds`; probes collected after each."""
+        last = len(self.dataset.hours) if steps is None else min(len(self.dataset.hours), first + steps)
+        for step in range(first, last):
             began = time.perf_counter()
             record = self.run_step(step)
             if on_step is not None:
@@ -247,21 +279,49 @@ class LiveLoop:
         return counts
 
     def _heal(self) -> list[str]:
-        """Restart what died since the last step; one note per fault (then the deploy re-reads the switches)."""
+        """Restart what died since the last step; one note per fault (the step's deploy then re-reads the
+        switches and rewrites the lost EM tables). What cannot be restarted is noted and left to the next step."""
         notes = []
-        for name in self.clients:
-            if not self.testbed.switch_alive(name):
+        for name, client in self.clients.items():
+            if self.testbed.switch_alive(name):
+                continue
+            self.metrics.faults.labels("switch").inc()
+            try:
                 self.testbed.restart_switch(name)
-                self.clients[name].close()
-                self.plane.connect()
-                notes.append(f"switch {name} had died: restarted, pipeline pushed, state refilled by the reconciler")
-                self.metrics.faults.labels("switch").inc()
+                client.connect()
+                pushed = client.set_pipeline(self.plane.pipeline)
+            except SremError as exc:
+                notes.append(f"switch {name} had died and could not be restarted: {exc}")
+                continue
+            notes.append(f"switch {name} had died: restarted, {'pipeline pushed' if pushed else 'pipeline in place'}, "
+                         "state refilled by the reconciler")
         for server in self.testbed.layout.servers.values():
-            if not self.testbed.process_alive(f"memserver:{server.name}"):
+            if self.testbed.process_alive(f"memserver:{server.name}"):
+                continue
+            self.metrics.faults.labels("memory_server").inc()
+            try:
                 self.testbed.restart_memory_server(server.name)
-                lost = self.memory.forget_server(server.server_id)
-                notes.append(f"memory server of {server.name} had died: restarted empty; EM tables of instances "
-                             f"{', '.join(self.substrate.instances[k].name for k in lost) or '(none)'} written again")
-                self.metrics.faults.labels("memory_server").inc()
+            except SremError as exc:
+                notes.append(f"memory server of {server.name} had died and could not be restarted: {exc}")
+                continue
+            lost = self.memory.forget_server(server.server_id)
+            notes.append(f"memory server of {server.name} had died: restarted empty; EM tables of instances "
+                         f"{', '.join(self.substrate.instances[k].name for k in lost) or '(none)'} written again")
         return notes
 
+
+def placement_held(substrate: Substrate, held: Mapping[NodeName, SwitchState], served: Mapping[NodeName, Iterable[int]],
+                   fallback: Placement) -> Placement:
+    """The placement a data plane realises: an instance with rules in a switch's LM tables is in its LM, one
+    with an entry in its RDMA table in its EM, one a rack server serves on that server; an instance none
+    of them shows (on a server, carrying no chain: nothing depends on where) keeps its host in `fallback`."""
+    index = substrate.host_index
+    where: dict[int, int] = {}
+    for server, instances in served.items():
+        where.update(dict.fromkeys(instances, index[server]))
+    for switch, state in held.items():
+        for entity in state.values():
+            if isinstance(entity, TableEntry) and (entity.table in LM_TABLES or entity.table == E.RDMA_INDEX):
+                kind = "em" if entity.table == E.RDMA_INDEX else "lm"
+                where[dict(entity.match)["instance"].value] = index[f"{kind}:{switch}"]  # type: ignore[union-attr]
+    return tuple(where.get(k, h) for k, h in enumerate(fallback))

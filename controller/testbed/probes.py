@@ -1,5 +1,6 @@
 """What the probes say about each chain: one-way latency p50/p99, loss, duplicates and reordering, per step
-and in a window around each reconfiguration, and the idle baseline between hosts; with their table.
+and in a window around each reconfiguration, the span of a chain's losses (an outage: from its first
+lost probe to its delivering again), and the idle baseline between hosts; with their table.
 
 Pure: the records come in as the traffic agents' `collect` answers (hosts/traffic.py), accumulated in
 a ProbeLog; nothing here reads a socket or a file.
@@ -217,6 +218,38 @@ def reconfiguration_stats(log: ProbeLog, times_ns: Sequence[int], before_ns: int
     if before_ns < 0 or after_ns < 0:
         raise SremError("a window around a reconfiguration extends forwards and backwards by >= 0 ns", where="probe analysis")
     return [window_stats(log, t - before_ns, t + after_ns, grace_ns) for t in times_ns]
+
+
+@dataclass(frozen=True)
+class Outage:
+    """One chain's lost probes in a window: how many, the send times of the first and the last, and the
+    arrival of the first probe sent after the last lost one (the chain delivering again; None if none has)."""
+
+    lost: int
+    first_lost_ns: int
+    last_lost_ns: int
+    resumed_ns: int | None
+
+
+def outages(log: ProbeLog, start_ns: int, end_ns: int, grace_ns: int = GRACE_NS) -> dict[int, Outage]:
+    """Chain -> its outage among the probes sent in [start_ns, end_ns), up to the horizon less `grace_ns`;
+    chains that lost none of them are absent."""
+    end = min(end_ns, log.horizon_ns - grace_ns)
+    sent, received, unstamped = (rows[(rows[:, 2] >= start_ns) & (rows[:, 2] < end)]
+                                 for rows in (log.sent.rows(), log.received.rows(), log.unstamped.rows()))
+    out: dict[int, Outage] = {}
+    for chain in np.unique(sent[:, 0]):
+        mine = sent[sent[:, 0] == chain]
+        got = received[received[:, 0] == chain]
+        arrived = np.union1d(got[:, 1], unstamped[unstamped[:, 0] == chain, 1])
+        lost = mine[~np.isin(mine[:, 1], arrived)]
+        if not len(lost):
+            continue
+        last = int(lost[:, 2].max())
+        later = got[got[:, 2] > last, 3]
+        out[int(chain)] = Outage(len(np.unique(lost[:, 1])), int(lost[:, 2].min()), last,
+                                 int(later.min()) if len(later) else None)
+    return out
 
 
 def baseline_stats(log: ProbeLog, grace_ns: int = GRACE_NS) -> dict[tuple[str, str], Stats]:
