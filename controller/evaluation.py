@@ -132,6 +132,7 @@ def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | N
     spec = spec or policy.name
     workloads = dataset.split(split, limit)
     policy.bind(dataset.substrate)
+    policy.use_objective(dataset.objective_weights)
     evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
     per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]
     for workload in tqdm(workloads, desc=f"evaluating {spec}", unit="workload", disable=not progress or None):

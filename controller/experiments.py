@@ -430,6 +430,7 @@ def _evaluate_days(dataset: Dataset, method: Method, limit: int | None, progress
     """`evaluate_policy` over the test split, keeping each workload's acceptance and cost parts per step."""
     workloads = dataset.split("test", limit)
     method.policy.bind(dataset.substrate)
+    method.policy.use_objective(dataset.objective_weights)
     weights = dataset.objective_weights
     evaluator = StepEvaluator(dataset.substrate, weights)
     per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]

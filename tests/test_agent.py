@@ -17,7 +17,7 @@ from controller.model.evaluator import StepEvaluator
 from controller.model.feasibility import capacities, place_one_by_one
 from controller.policies import make_policy
 from controller.rl.agent import TrainConfig, connectivity
-from controller.rl.checkpoint import substrate_hash
+from controller.rl.checkpoint import deployable, substrate_hash
 from controller.rl.env import SremEnv
 from controller.rl.network import PlacementQNetwork
 from controller.rl.training import train
@@ -155,50 +155,17 @@ def test_resume_continues_where_it_stopped(small_dataset, tmp_path):
         train(small_dataset, TrainConfig(episodes=40, hidden=16, discount=0.9), checkpoint=path, resume=True, progress=False)
 
 
-def test_exact_solver_is_optimal_on_the_motivation_scenario():
-    """Fig. 2 with a free choice of hosts: the optimum accepts both chains after the rise, and at least as cheaply as config (b)."""
-    import factories as f
-    from controller.exact import solve_step
-
-    topo = f.topology_dict(["src", "sw1", "d1", "d2"], ["srv1", "srv2"],
-                           [("src", "sw1", 10.0, 0.1), ("sw1", "d1", 10.0, 0.1), ("sw1", "d2", 10.0, 0.1),
-                            ("sw1", "srv1", 10.0, 0.1), ("sw1", "srv2", 10.0, 0.1)])
-    sub = f.substrate(topo, [f.vnf("vnf1", 300.0, server_mbps=500.0), f.vnf("vnf2", 300.0, server_mbps=500.0),
-                             f.vnf("vnf3", 10.0, server_mbps=500.0)])
-    wl = f.workload(sub, [(["vnf1", "vnf2"], "src", "d1", [200.0, 200.0], [100.0, 100.0]),
-                          (["vnf3", "vnf1"], "src", "d2", [200.0, 400.0], [100.0, 100.0])],
-                    {"vnf1#0": "srv1", "vnf2#0": "srv2", "vnf3#0": "lm:src"})
-    ev = StepEvaluator(sub)
-    solution = solve_step(ev, wl, 1, wl.initial_placement, time_limit_s=30)
-    assert solution.status == "optimal" and solution.accepted == 2
-    judged = ev.evaluate(wl, 1, wl.initial_placement, solution.placement)
-    config_b = f.placement_of(sub, {"vnf1#0": "em:sw1", "vnf2#0": "srv2", "vnf3#0": "lm:src"})
-    assert judged.accepted == 2
-    assert judged.cost.total <= ev.evaluate(wl, 1, wl.initial_placement, config_b).cost.total + 1e-9
-
-
-def test_exact_solver_solves_a_small_step_to_optimality(small_dataset):
-    from controller.exact import solve_step
-
-    ev = StepEvaluator(small_dataset.substrate, small_dataset.objective_weights)
-    wl = small_dataset.test[0]
-    solution = solve_step(ev, wl, 2, wl.initial_placement, time_limit_s=60)
-    judged = ev.evaluate(wl, 2, wl.initial_placement, solution.placement)
-    static = ev.evaluate(wl, 2, wl.initial_placement, wl.initial_placement)
-    assert solution.status == "optimal" and judged.feasible
-    assert solution.accepted >= static.accepted and judged.accepted >= static.accepted
-
-
-def test_exact_solver_answers_when_a_phase_finds_no_incumbent(paper_dataset):
-    """A `paper` step is far too large for a millisecond: the first phase ends without an incumbent
-    or without a dual bound (either is infinite, which once crashed the solver); the answer is still a
-    valid placement: the second phase's, or the previous one when that found nothing either."""
-    from controller.exact import solve_step
-
-    ev = StepEvaluator(paper_dataset.substrate, paper_dataset.objective_weights)
-    wl = paper_dataset.test[0]
-    solution = solve_step(ev, wl, 0, wl.initial_placement, time_limit_s=1e-3)
-    assert solution.status in ("no solution", "time limit")
-    if solution.status == "no solution":
-        assert solution.placement == wl.initial_placement and solution.accepted == 0
-    assert ev.evaluate(wl, 0, wl.initial_placement, solution.placement).feasible
+def test_a_deployable_checkpoint_decides_the_same_and_cannot_be_resumed(small_dataset, small_checkpoints, tmp_path):
+    full, slim = small_checkpoints / "srem.pt", tmp_path / "slim.pt"
+    deployable(full, slim)
+    assert slim.stat().st_size < 0.6 * full.stat().st_size
+    evaluator = StepEvaluator(small_dataset.substrate)
+    days = []
+    for path in (full, slim):
+        policy = make_policy(f"srem:{path}")
+        policy.bind(small_dataset.substrate)
+        days.append([r.placement for w in small_dataset.test[:3] for r in run_day(evaluator, small_dataset, w, policy)])
+    assert days[0] == days[1]
+    with pytest.raises(SremError, match="deployable checkpoint .* cannot be resumed") as err:
+        train(small_dataset, TrainConfig(episodes=40, hidden=16), checkpoint=slim, resume=True, progress=False)
+    assert err.value.where == str(slim)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from controller.errors import SremError
+from controller.model.cost import ObjectiveWeights
 from controller.model.evaluator import StepResult
 from controller.model.substrate import Substrate
 from controller.model.workload import Placement, Workload
@@ -54,6 +55,10 @@ class Policy(ABC):
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         """Called before the first step of every workload."""
+
+    def use_objective(self, weights: ObjectiveWeights) -> None:
+        """Called before the policy runs with the scenario's objective (eq. 1's weights and the reading of
+        rejected traffic), for a policy that optimises it (the exact solver); others need not care."""
 
     @abstractmethod
     def decide(self, observation: Observation) -> Placement:

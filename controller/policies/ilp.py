@@ -2,9 +2,9 @@
 
 Each step's program is warm-started from the better (by the program's own judgement) of
 greedy-slack's placement for the step and keeping the previous placement. The program needs the
-scenario's objective (eq. 1's weights and the `rejected_traffic` reading); the policy interface does
-not carry it, so whoever runs the policy sets `objective` (evaluation code that knows the dataset);
-left unset, the model's default weights apply.
+scenario's objective (eq. 1's weights and the `rejected_traffic` reading): `use_objective`, which
+whoever runs a policy calls (evaluate_policy, the live loop); left unset, the model's default weights
+apply.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class IlpPolicy(Policy):
 
     def bind(self, substrate: Substrate) -> None:
         self.greedy.bind(substrate)
+
+    def use_objective(self, weights: ObjectiveWeights) -> None:
+        self.objective = weights
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
         weights = self.objective or ObjectiveWeights()

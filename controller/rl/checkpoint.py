@@ -3,7 +3,8 @@
 A checkpoint is a torch file holding plain data only (loaded with weights_only=True): `format`,
 `version`, `scenario`, `scenario_hash`, `substrate_hash`, `config` (the training configuration),
 `episode` (episodes done), `state_dict` (the network), and for resuming `optimizer`, `target` and
-`rewards` (one per episode). Loading checks it belongs to the substrate it is to run on (the
+`rewards` (one per episode); a deployable checkpoint (`deployable`) leaves out `optimizer` and
+`target`, half the file, and cannot be resumed. Loading checks it belongs to the substrate it is to run on (the
 network, its resources and the VNF instances: what the network's inputs and outputs mean), and,
 to resume training, to the dataset's scenario too.
 """
@@ -54,3 +55,17 @@ def load_checkpoint(path: Path, substrate: Substrate, scenario_hash: str | None 
         raise SremError(f"checkpoint is for scenario {doc.get('scenario')} (hash {str(doc.get('scenario_hash'))[:12]}), "
                         f"the dataset's scenario hash is {scenario_hash[:12]}", where=path)
     return doc
+
+
+RESUME_ONLY = ("optimizer", "target")
+
+
+def deployable(path: Path, out: Path) -> None:
+    """Write `path` without what only resuming training needs (the optimizer's state, the target
+    network): what `srem` ships in controller/policies/trained/."""
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if doc.get("format") != FORMAT:
+        raise SremError(f"not a {FORMAT} checkpoint", where=path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.save({k: v for k, v in doc.items() if k not in RESUME_ONLY}, tmp)
+    os.replace(tmp, out)

@@ -77,6 +77,9 @@ def train(
     start_episode = 0
     if resume and checkpoint is not None and checkpoint.exists():
         doc = load_checkpoint(checkpoint, dataset.substrate, dataset.manifest.scenario_hash)
+        if "target" not in doc:
+            raise SremError("a deployable checkpoint (no optimizer or target network) cannot be resumed; train afresh",
+                            where=checkpoint)
         if {k: v for k, v in doc["config"].items() if k != "episodes"} != _config_doc(config, exclude_episodes=True):
             raise SremError("checkpoint was trained with another configuration; start afresh or use the same flags", where=checkpoint)
         agent.net.load_state_dict(doc["state_dict"])

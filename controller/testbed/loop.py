@@ -123,6 +123,7 @@ class LiveLoop:
         self.workload: Workload = workloads[workload_index]
         self.policy = policy
         policy.bind(self.substrate)
+        policy.use_objective(dataset.objective_weights)
         policy.reset(self.substrate, self.workload)
         self.evaluator = StepEvaluator(self.substrate, dataset.objective_weights)
         layout = testbed.layout
