@@ -579,7 +579,7 @@ def cmd_testbed_run(args: argparse.Namespace) -> None:
         shutil.rmtree(out)
     settings = LoopSettings(step_seconds=args.step_seconds, probe_pps=args.probe_pps, budget_pps=args.budget_pps)
     result = run_testbed(scenario, dataset, args.workload, policy, settings, out.resolve(), count,
-                         say=lambda line: None if args.json else print(line, file=sys.stderr))
+                         say=lambda line: None if args.json else print(line, file=sys.stderr), metrics=args.metrics)
     _emit(args, summary(result), f"{steps_table(result)}\nper-chain tables: {out}/chains.md; latency plot: {out}/latency.png")
 
 
@@ -688,6 +688,8 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
     p.add_argument("--budget-pps", type=positive_float, default=1000.0,
                    help="data packets per second in total at the workload's busiest step; sets the scale factor (default 1000)")
     p.add_argument("--out", default=None, help="run directory (default results/testbed-SCENARIO-wlN-POLICY)")
+    p.add_argument("--metrics", type=host_port, default=None, metavar="HOST:PORT",
+                   help="serve the loop's Prometheus metrics (each part's time, step, acceptance, faults) while it runs")
     p.add_argument("--force", action="store_true", help="replace the run directory if it holds results")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_testbed_run)

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import start_http_server
+
+from controller.errors import SremError
 from controller.model.dataset import Dataset
 from controller.model.scenario import Scenario
 from controller.policies.base import Policy
@@ -47,12 +50,22 @@ class RunResult:
 
 def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Policy, settings: LoopSettings, out: Path,
                 steps: int | None = None, forced: dict[int, tuple[int, ...]] | None = None,
-                options: TestbedOptions = TestbedOptions(), say: Callable[[str], None] = lambda _: None) -> RunResult:
-    """Up, `steps` steps (default the whole day; `forced[step]` replaces the policy's decision), collect, down."""
+                options: TestbedOptions = TestbedOptions(), say: Callable[[str], None] = lambda _: None,
+                metrics: tuple[str, int] | None = None) -> RunResult:
+    """Up, `steps` steps (default the whole day; `forced[step]` replaces the policy's decision), collect,
+    down; the loop's Prometheus metrics served on `metrics` (host, port) while it runs. Bad input (a
+    workload out of range, a policy that does not fit the network) is refused before anything starts."""
+    tests = len(dataset.split("test"))
+    if not 0 <= workload < tests:
+        raise SremError(f"workload {workload} out of range: the test split has {tests} (0..{tests - 1})", where="--workload")
+    policy.bind(dataset.substrate)
     out.mkdir(parents=True, exist_ok=True)
     with Testbed.start(scenario.topology, out / "net", options) as testbed:
         say(f"testbed up in {out / 'net'}: {len(testbed.layout.switches)} switches, {len(testbed.layout.servers)} rack servers")
         loop = LiveLoop(testbed, dataset, scenario.spec.dataplane, workload, policy, settings, out)
+        if metrics is not None:
+            server, _ = start_http_server(metrics[1], metrics[0], registry=loop.metrics.registry)
+            say(f"loop metrics on http://{metrics[0]}:{server.server_address[1]}/metrics")
         try:
             _baseline(testbed, loop)
             loop.start()
