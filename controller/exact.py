@@ -377,7 +377,7 @@ class StepProgram:
     def _pair(self, k: int, k2: int) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
         """The z columns (by attachment pair) and e columns (by shared leaf node) of instances k then k2."""
         if (k, k2) not in self.pairs:
-            geo, prog, at, at2 = self.geo, self.prog, self.attached[k], self.attached[k2]
+            prog, at, at2 = self.prog, self.attached[k], self.attached[k2]
             z = {(s, t): prog.var() for s in at for t in at2}
             for col in z.values():
                 self.group[col] = ("z", (k, k2))

@@ -74,6 +74,9 @@ control SremIngress(inout headers_t hdr, inout metadata_t meta, inout standard_m
     Drop() drop;
 
     apply {
+        if (meta.passes == 0) {
+            meta.arrived = standard_metadata.ingress_global_timestamp;
+        }
         packet_io_ingress.apply(hdr, standard_metadata);
         identity.apply(meta);
         meta.step = STEP_NONE;

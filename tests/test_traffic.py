@@ -372,7 +372,7 @@ def test_the_socket_filter_passes_only_incoming_probes_cut_to_their_header() -> 
             s.settimeout(0.3)
             return s, program
 
-        (far, p1), (near, p2) = listening("fb"), listening("fa")
+        (far, _far_filter), (near, _near_filter) = listening("fb"), listening("fa")  # the filters must outlive the sockets
         with far, near, socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as tx:
             tx.bind(("fa", 0))
             for frame in (other_magic, tcp, probe):

@@ -155,10 +155,14 @@ struct metadata_t {
     bit<2>      color;
     bit<6>      mark_dscp;
     bit<1>      drop_red;
-    /* The only field a recirculated packet keeps (field list 0, control/recirculation.p4); not 0
-     * marks a pass after recirculation, which no port can fake. */
+    /* The fields a recirculated packet keeps (field list 0, control/recirculation.p4). `passes`: not
+     * 0 marks a pass after recirculation, which no port can fake. `arrived`: when the packet came in
+     * from a port - BMv2 does not set ingress_global_timestamp on a recirculated pass (it reads 0),
+     * so an EMAC request sent from one is timed from here. */
     @field_list(0)
     bit<8>      passes;
+    @field_list(0)
+    bit<48>     arrived;
 }
 
 error { NshUnsupported }

@@ -85,7 +85,7 @@ control EmacRequest(inout headers_t hdr, inout metadata_t meta, inout standard_m
                                         ++ hdr.nsh_version.config_version ++ hdr.ipv4.src_addr ++ hdr.ipv4.dst_addr
                                         ++ hdr.ipv4.protocol ++ meta.l4_src_port ++ meta.l4_dst_port);
             pending_meters.write(slot, meta.meter_base ++ meta.meter_count);
-            pending_since.write(slot, standard_metadata.ingress_global_timestamp);
+            pending_since.write(slot, meta.arrived);
             pending_open.write(slot, 1);
         }
     }
