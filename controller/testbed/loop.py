@@ -147,12 +147,16 @@ class LiveLoop:
         per_mb = max(h.processing_delay_ms_per_mb for h in self.substrate.hosts)
         return 0.05 + worst / 8 * per_mb * 4 / 1e3
 
-    def start(self) -> None:
-        """Take the switches (push the program where missing) and deploy the workload's initial configuration."""
+    def start(self, idle: Callable[[], None] | None = None) -> None:
+        """Take the switches (push the program where missing) and deploy the workload's initial
+        configuration; `idle` runs once the switches forward and before any chain traffic flows (the
+        run's idle latency baseline)."""
         self.plane.connect()
         self.out.mkdir(parents=True, exist_ok=True)
         initial = self.evaluator.evaluate(self.workload, 0, self.placement, self.placement)
         self.deployer.deploy(self.workload, initial, resync=True)
+        if idle is not None:
+            idle()
         self._set_flows(0)
 
     def resume(self) -> None:

@@ -67,8 +67,7 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
             server, _ = start_http_server(metrics[1], metrics[0], registry=loop.metrics.registry)
             say(f"loop metrics on http://{metrics[0]}:{server.server_address[1]}/metrics")
         try:
-            _baseline(testbed, loop)
-            loop.start()
+            loop.start(idle=lambda: _baseline(testbed, loop))
             say(f"initial configuration deployed; data rates scaled by {loop.scale.factor:.2e} "
                 f"({loop.scale.pps_per_mbps:.3g} packets/s per Mbps)")
             count = len(dataset.hours) if steps is None else steps
@@ -87,7 +86,7 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
 
 
 def _baseline(testbed: Testbed, loop: LiveLoop) -> None:
-    """Idle probes from every traffic host to the hosts of its neighbouring switches, before any chain exists."""
+    """Idle probes from every traffic host to the hosts of its neighbouring switches, before chain traffic flows."""
     layout = testbed.layout
     for switch, path in loop.agents.items():
         targets = [str(layout.switches[n].host_ip) for n in layout.neighbours[switch] if n in layout.switches]
