@@ -38,6 +38,7 @@ from controller.errors import SremError
 from controller.model.dataset import Dataset
 from controller.model.evaluator import StepEvaluator, StepResult
 from controller.model.scenario import DataplaneParams
+from controller.model.units import mbps_to_mb_per_s
 from controller.model.substrate import Substrate
 from controller.model.topology import NodeName
 from controller.model.workload import Placement, Workload
@@ -142,10 +143,14 @@ class LiveLoop:
         self.metrics = Metrics()
 
     def _drain_s(self) -> float:
-        """Long enough for a packet of the old version to leave the slowest server's hold."""
-        worst = max((r.rate_mbps[t] for r in self.workload.requests for t in range(self.workload.num_steps)), default=0.0)
+        """How long the old version's entries stay after the commit: a packet stamped with it may still
+        be on its way through every server function of its chain (the longest chain at the highest rate
+        on the slowest server), twice that for the switches' and hosts' own delays, which reach the
+        same order on a loaded testbed (probes' p99 up to ~200 ms), plus a quarter second."""
+        worst = max((r.rate_mbps[t] * len(r.chain) for r in self.workload.requests for t in range(self.workload.num_steps)),
+                    default=0.0)
         per_mb = max(h.processing_delay_ms_per_mb for h in self.substrate.hosts)
-        return 0.05 + worst / 8 * per_mb * 4 / 1e3
+        return 0.25 + 2 * mbps_to_mb_per_s(worst) * per_mb / 1e3
 
     def start(self, idle: Callable[[], None] | None = None) -> None:
         """Take the switches (push the program where missing) and deploy the workload's initial
