@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import logging.handlers
 import os
 import select
 import signal
@@ -33,6 +32,7 @@ from typing import Any
 
 from hosts.control import ControlServer
 from hosts.vnf_service import Service, generation_from_request
+from rdma_emulator.net import Throttled, log_to_capped_file
 from srem_formats.wire import ETHERTYPE_NSH
 
 log = logging.getLogger("rack_server")
@@ -51,25 +51,6 @@ SO_RCVBUFFORCE = 33
 SOL_PACKET, PACKET_STATISTICS = 263, 6
 _PACKET_STATS = struct.Struct("II")
 """struct tpacket_stats: packets seen, packets dropped for want of buffer (both reset when read)."""
-
-
-class Throttled:
-    """Per-packet warnings: at most one line per reason per interval, with the count held back."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 1.0) -> None:
-        self.logger = logger
-        self.interval = interval_s
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warning(self, reason: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(reason, -self.interval) < self.interval:
-            self._held[reason] = self._held.get(reason, 0) + 1
-            return
-        held = self._held.pop(reason, 0)
-        self._last[reason] = now
-        self.logger.warning("%s%s", message, f" ({held} more like it not logged)" if held else "")
 
 
 def parse_mac(text: str) -> bytes:
@@ -176,13 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rack_server: --switch-mac: {exc}", file=sys.stderr)
         return 2
     try:
-        handler = logging.handlers.RotatingFileHandler(args.log, maxBytes=LOG_BYTES, backupCount=1)
+        log_to_capped_file(log, args.log, LOG_BYTES)
     except OSError as exc:
         print(f"rack_server: --log {args.log}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.WARNING)
     try:
         sock = open_interface(args.interface)
     except OSError as exc:

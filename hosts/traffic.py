@@ -42,7 +42,6 @@ import errno
 import fcntl
 import ipaddress
 import logging
-import logging.handlers
 import math
 import signal
 import socket
@@ -59,6 +58,7 @@ from hosts.control import ControlServer
 from hosts.probe_wire import BASELINE_PORT, HEADER, SNAP_LEN, Endpoints, Kind, Template, parse, \
     socket_filter
 from hosts.timestamps import ANCILLARY_SPACE, enable, software_stamp, wait_until_stamping
+from rdma_emulator.net import Throttled, log_to_capped_file
 
 TICK_S = 0.001
 MAX_BURST = 16
@@ -208,23 +208,6 @@ class Records:
         return {field: values[k::n].tolist() for k, field in enumerate(self.fields)}
 
 
-class Throttled:
-    """At most one warning per reason per second, with the count of those held back."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warning(self, reason: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(reason, -1.0) < 1.0:
-            self._held[reason] = self._held.get(reason, 0) + 1
-            return
-        held = self._held.pop(reason, 0)
-        self._last[reason] = now
-        log.warning("%s%s", message, f" ({held} more like it not logged)" if held else "")
-
-
 # The interface
 
 
@@ -295,7 +278,7 @@ class Sender:
         self._installed = 0
         self._baseline_queue: list[Stream] = []
         self._queue_lock = threading.Lock()
-        self._throttled = Throttled()
+        self._throttled = Throttled(log)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sender", daemon=True)
 
@@ -601,13 +584,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="destination MAC of every frame: the switch's (BMv2 takes any; default broadcast)")
     args = parser.parse_args(argv)
     try:
-        handler = logging.handlers.RotatingFileHandler(args.log, maxBytes=LOG_BYTES, backupCount=1)
+        log_to_capped_file(log, args.log, LOG_BYTES, prefix=f"{args.name}: ")
     except OSError as exc:
         print(f"traffic: --log {args.log}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {args.name}: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.WARNING)
     if not args.control.parent.is_dir():
         print(f"traffic: --control {args.control}: no directory {args.control.parent}", file=sys.stderr)
         return 1

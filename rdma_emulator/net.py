@@ -1,11 +1,14 @@
-"""What the memory server and the EMAC share on the socket side: addresses, the event loop, sending
-at a precise time, and logging that a flood of bad packets cannot drown."""
+"""What the emulated hardware's processes share on the socket side (the memory server and the EMAC;
+the testbed's rack servers and traffic agents, hosts/): addresses, the event loop, sending at a
+precise time, and logging that a flood of bad packets cannot drown, to a size-capped file."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import logging
+import logging.handlers
+import os
 import time
 from collections.abc import Callable
 
@@ -92,3 +95,12 @@ class Throttled:
         held = self._held.pop(reason, 0)
         self._last[reason] = now
         self.log.warning("%s%s", message, f" ({held} more like it not logged)" if held else "")
+
+
+def log_to_capped_file(logger: logging.Logger, path: str | os.PathLike[str], max_bytes: int, prefix: str = "") -> None:
+    """Warnings and worse of `logger` into `path`, rotated once at `max_bytes` (one old file kept);
+    OSError when the file cannot be opened."""
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=1)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {prefix}%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)

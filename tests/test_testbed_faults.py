@@ -24,7 +24,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.dataplane import entries as E
@@ -43,17 +42,11 @@ from controller.model.workload import Placement, Workload
 from controller.policies import make_policy
 from controller.testbed import network
 from controller.testbed import probes as P
-from controller.testbed import state as testbed_state
 from controller.testbed.loop import LiveLoop, LoopSettings, StepRecord, placement_held
-from controller.testbed.preflight import missing
 from rdma_emulator.client import RdmaClient
 from rdma_emulator.processes import Proc
+from test_testbed_network import needs_testbed
 
-LACKING = missing()
-RUNNING = testbed_state.pointed()
-SKIP_REASON = (f"needs {'; '.join(LACKING)}" if LACKING
-               else f"a testbed is up ({RUNNING.parent}); srem testbed down stops it" if RUNNING else "")
-needs_testbed = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON)
 
 STEP_S = 3.0
 """How long each step runs before the fault or the end (a few probes per chain at PROBE_PPS)."""

@@ -29,13 +29,7 @@ from controller.testbed import probes as P
 from controller.testbed import state as testbed_state
 from controller.testbed.loop import LiveLoop, LoopSettings
 from controller.testbed import network
-from controller.testbed.preflight import missing
-
-LACKING = missing()
-RUNNING = testbed_state.pointed()
-SKIP_REASON = (f"needs {'; '.join(LACKING)}" if LACKING
-               else f"a testbed is up ({RUNNING.parent}); srem testbed down stops it" if RUNNING else "")
-needs_testbed = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON)
+from test_testbed_network import needs_testbed
 
 STEP_S = 6.0
 SETTINGS = LoopSettings(step_seconds=STEP_S, probe_pps=5.0, budget_pps=50.0)

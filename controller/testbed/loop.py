@@ -233,13 +233,13 @@ class LiveLoop:
         return record
 
     def run(self, steps: int | None = None, on_step: Callable[[StepRecord], None] | None = None,
-            first: int = 0) -> list[StepRecord]:
+            first: int = 0, forced: Mapping[int, Placement] | None = None) -> list[StepRecord]:
         """The day's steps from `first` (a resumed controller's next step), or `steps` of them, each lasting
-        `step_seconds`; probes collected after each."""
+        `step_seconds` (`forced[step]` replaces the policy's decision); probes collected after each."""
         last = len(self.dataset.hours) if steps is None else min(len(self.dataset.hours), first + steps)
         for step in range(first, last):
             began = time.perf_counter()
-            record = self.run_step(step)
+            record = self.run_step(step, (forced or {}).get(step))
             if on_step is not None:
                 on_step(record)
             time.sleep(max(0.0, self.settings.step_seconds - (time.perf_counter() - began)))

@@ -70,13 +70,7 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
             loop.start(idle=lambda: _baseline(testbed, loop))
             say(f"initial configuration deployed; data rates scaled by {loop.scale.factor:.2e} "
                 f"({loop.scale.pps_per_mbps:.3g} packets/s per Mbps)")
-            count = len(dataset.hours) if steps is None else steps
-            for step in range(count):
-                began = time.perf_counter()
-                record = loop.run_step(step, (forced or {}).get(step))
-                say(_step_line(record))
-                time.sleep(max(0.0, settings.step_seconds - (time.perf_counter() - began)))
-                loop.collect()
+            loop.run(steps, on_step=lambda record: say(_step_line(record)), forced=forced)
             loop.stop_traffic()
             time.sleep(P.GRACE_NS / 1e9 + 0.5)
             loop.collect()
