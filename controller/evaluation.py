@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,8 +128,9 @@ class EvaluationReport:
 
 
 def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | None = None, progress: bool = True,
-                    spec: str | None = None) -> EvaluationReport:
-    """`spec`: the policy as given, recorded in the report (default its name)."""
+                    spec: str | None = None, on_day: Callable[[list[StepResult]], None] | None = None) -> EvaluationReport:
+    """`spec`: the policy as given, recorded in the report (default its name); `on_day` sees every
+    workload's step results (for figures per workload, such as intervals over the workloads)."""
     spec = spec or policy.name
     workloads = dataset.split(split, limit)
     policy.bind(dataset.substrate)
@@ -136,8 +138,11 @@ def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | N
     evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
     per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]
     for workload in tqdm(workloads, desc=f"evaluating {spec}", unit="workload", disable=not progress or None):
-        for summary, result in zip(per_hour, run_day(evaluator, dataset, workload, policy)):
+        results = run_day(evaluator, dataset, workload, policy)
+        for summary, result in zip(per_hour, results):
             summary.add(result, host_kind_shares(dataset.substrate, result.placement))
+        if on_day is not None:
+            on_day(results)
     for summary in per_hour:
         summary.finish()
     return EvaluationReport(

@@ -25,11 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from controller.errors import SremError
-from controller.evaluation import EvaluationReport, HourSummary, evaluate_policy, run_day
+from controller.evaluation import EvaluationReport, evaluate_policy
 from controller.filter_stats import FilterRemoval, filter_removal
 from controller.intervals import mean_ci95
 from controller.model.dataset import Dataset
-from controller.model.evaluator import StepEvaluator, host_kind_shares
+from controller.model.evaluator import StepResult
 from controller.model.feasibility import capacities
 from controller.model.substrate import HostKind
 from controller.policies import Policy, make_policy
@@ -428,24 +428,16 @@ class MethodDays:
 
 def _evaluate_days(dataset: Dataset, method: Method, limit: int | None, progress: bool) -> MethodDays:
     """`evaluate_policy` over the test split, keeping each workload's acceptance and cost parts per step."""
-    workloads = dataset.split("test", limit)
-    method.policy.bind(dataset.substrate)
-    method.policy.use_objective(dataset.objective_weights)
     weights = dataset.objective_weights
-    evaluator = StepEvaluator(dataset.substrate, weights)
-    per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]
-    acceptance, costs = [], []
-    for workload in tqdm(workloads, desc=f"evaluating {method.spec}", unit="workload", disable=not progress or None):
-        results = run_day(evaluator, dataset, workload, method.policy)
-        for summary, result in zip(per_hour, results):
-            summary.add(result, host_kind_shares(dataset.substrate, result.placement))
+    acceptance: list[list[float]] = []
+    costs: list[list[list[float]]] = []
+
+    def keep(results: list[StepResult]) -> None:
         acceptance.append([r.acceptance_ratio for r in results])
         costs.append([[weights.it * r.cost.it, weights.bandwidth * r.cost.bandwidth,
                        weights.reconfiguration * r.cost.reconfiguration] for r in results])
-    for summary in per_hour:
-        summary.finish()
-    report = EvaluationReport(dataset.manifest.scenario, dataset.manifest.scenario_hash, method.policy.name, method.spec,
-                              "test", len(workloads), per_hour)
+
+    report = evaluate_policy(dataset, method.policy, "test", limit, progress, spec=method.spec, on_day=keep)
     return MethodDays(report, np.array(acceptance, dtype=float), np.array(costs, dtype=float))
 
 
