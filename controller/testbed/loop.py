@@ -1,7 +1,9 @@
 """The live loop: a policy drives the testbed, one (accelerated) two-hour step every `step_seconds`.
 
-Each step: read the switches' chain counters, build the policy's observation, ask it, evaluate the
-decision with the model (which requests are accepted, on which paths), deploy it through the one
+Each step: read the switches' chain counters (recorded beside the step: the policy's observation is
+the model's, as in simulation - the placement in force and the previous step's evaluation - so that
+a policy decides on the testbed exactly as it was evaluated), ask the policy, evaluate the decision
+with the model (which requests are accepted, on which paths), deploy it through the one
 deploy path (rules, EM regions, the rack servers' functions, consistent switch updates), set every
 traffic host's flows to the step's rates, and let the step run while probes measure it. Before the
 first step the workload's initial configuration is deployed, so that the first decision is a real
