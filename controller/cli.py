@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from controller import experiments
 from controller.errors import SremError
@@ -35,69 +33,22 @@ from controller.model.topology import Topology, load_topology
 from controller.policies import policy_names
 from controller.policies.fixed_search import SEARCH as FIXED_SEARCH
 from controller.report import per_hour_table, to_csv, to_json
+from rdma_emulator import cli as emulator_cli
+from srem_formats.arguments import (OneLineParser, host_port, non_negative_int, parse_address, positive_float, positive_int,
+                                    unit_interval)
 from topologies import builtin_names
 
 T = TypeVar("T")
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line errors, and unknown flags refused by the command they were given to."""
-
-    def error(self, message: str) -> NoReturn:
-        where, what = self.prog, message
-        if m := re.fullmatch(r"argument ([^\s/:]+)(?:/\S+)?: (.*)", message, re.S):
-            where, what = m.groups()
-        elif m := re.fullmatch(r"the following arguments are required: (.*)", message, re.S):
-            where, what = m[1], "required"
-        self.exit(2, f"srem: error: {where}: {what} (see {self.prog} --help)\n")
-
-    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
-                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
-        namespace, extras = super().parse_known_args(args, namespace)
-        # A command without subcommands refuses what it does not know itself, so the message names it
-        # (`srem experiment fig5: unrecognized arguments: --policy lag`) instead of the top-level `srem`.
-        if extras and self._subparsers is None:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return namespace, extras
+_Parser = OneLineParser
 
 
-# Argument types: argparse reports their errors as `srem: error: --FLAG: WHAT`.
-
-def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], want: str) -> Callable[[str], T]:
-    def parse(text: str) -> T:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {want}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: want {want}")
-        return value
-
-    return parse
-
-
-positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
-non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
-non_negative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
-fraction = _checked(float, lambda v: 0 <= v < 1, "a fraction, 0 <= P < 1")
-unit_interval = _checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-
-
-def host_port(text: str) -> tuple[str, int]:
-    from rdma_emulator.net import parse_address
-
-    try:
-        return parse_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def memory_server(text: str) -> tuple[int, tuple[str, int]]:
-    ident, sep, address = text.partition("=")
-    if not sep or not ident.isdigit() or not 0 <= int(ident) <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"{text!r} is not ID=HOST:PORT (ID 0..65535)")
-    return int(ident), host_port(address)
+def named_address(text: str) -> tuple[str, tuple[str, int]]:
+    """NAME=HOST:PORT."""
+    name, sep, address = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=HOST:PORT")
+    return name, host_port(address)
 
 
 def labelled_policy(text: str) -> tuple[str, str]:
@@ -410,8 +361,6 @@ def cmd_shell(args: argparse.Namespace) -> None:
     layout = Layout(load_topology(args.topology).spec)
     if args.switch not in layout.switches:
         raise SremError(f"no switch {args.switch!r} in topology {args.topology} (switches: {', '.join(layout.switches)})", where="SWITCH")
-    from rdma_emulator.net import parse_address
-
     address = args.address or layout.switches[args.switch].grpc_address
     try:
         host, port = parse_address(address)
@@ -430,55 +379,6 @@ def cmd_shell(args: argparse.Namespace) -> None:
     os.execv(sys.executable, command)
 
 
-def _start_logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-
-
-def cmd_memserver(args: argparse.Namespace) -> None:
-    from rdma_emulator.server import ServerConfig
-    from rdma_emulator.service import BindError, run_memserver
-
-    host, port = args.listen
-    config = ServerConfig(host, port, args.latency_ns, args.loss, int(args.capacity_mb * 2**20), args.seed)
-    _start_logging(args.log_level)
-    try:
-        run_memserver(config, args.metrics)
-    except BindError as exc:
-        raise SremError(str(exc), where=exc.option) from None
-
-
-def cmd_emac(args: argparse.Namespace) -> None:
-    from rdma_emulator.emac import Attachment, EmacConfig
-    from rdma_emulator.service import BindError, run_emac
-
-    servers: dict[int, tuple[str, int]] = {}
-    for ident, address in args.memory_server:
-        if ident in servers:
-            raise SremError(f"memory server {ident} given twice", where="--memory-server")
-        servers[ident] = address
-    if not args.interface and not args.listen_udp:
-        raise SremError("nothing to serve: give --interface and/or --listen-udp", where="srem emac")
-    attachments = []
-    try:
-        for name in args.interface:
-            where = f"--interface {name}"
-            attachments.append(Attachment.interface(name))
-        for host, port in args.listen_udp:
-            where = f"--listen-udp {host}:{port}"
-            attachments.append(Attachment.udp(host, port))
-    except OSError as exc:
-        for attachment in attachments:
-            attachment.close()
-        raise SremError(exc.strerror or str(exc), where=where) from None
-    _start_logging(args.log_level)
-    try:
-        run_emac(EmacConfig(servers, args.timeout_ms / 1000, args.retries), attachments, args.metrics)
-    except BindError as exc:
-        raise SremError(str(exc), where=exc.option) from None
-
-
 def _refuse_without_testbed_tools(where: str) -> None:
     from controller.testbed.preflight import missing
 
@@ -486,12 +386,30 @@ def _refuse_without_testbed_tools(where: str) -> None:
         raise SremError(f"the testbed needs {'; '.join(lacking)}", where=where)
 
 
+def _testbed_options(args: argparse.Namespace, topology: Topology) -> Any:
+    """TestbedOptions from `srem testbed up|serve`'s flags; remote memory servers must be the topology's rack servers, all."""
+    from controller.testbed.network import TestbedOptions
+
+    remote = dict(args.memory_server)
+    if remote:
+        servers = [s.name for s in topology.spec.servers]
+        if unknown := sorted(set(remote) - set(servers)):
+            raise SremError(f"{', '.join(unknown)}: not a rack server of {topology.name} ({', '.join(servers)})", where="--memory-server")
+        if lacking := [s for s in servers if s not in remote]:
+            raise SremError(f"no memory server for {', '.join(lacking)}: give one per rack server", where="--memory-server")
+    return TestbedOptions(bandwidth_scale=args.bandwidth_scale, emulate_delay=not args.no_delay,
+                          external_memory=not (args.no_external_memory or remote or args.emac_metrics),
+                          host_processes=not args.no_host_processes, switch_args=tuple(args.switch_arg),
+                          ready_timeout_s=args.timeout, grpc_host=args.grpc_host, advertise_host=args.advertise,
+                          remote_memory_servers={name: f"{host}:{port}" for name, (host, port) in remote.items()},
+                          remote_emac_metrics=None if args.emac_metrics is None else "%s:%d" % args.emac_metrics)
+
+
 def cmd_testbed_up(args: argparse.Namespace) -> None:
     import time
 
     from controller.testbed import holder, inventory
     from controller.testbed import state as testbed_state
-    from controller.testbed.network import TestbedOptions
 
     _refuse_without_testbed_tools("srem testbed up")
     topology = load_scenario(args.scenario).topology if args.scenario else load_topology(args.topology)
@@ -500,9 +418,7 @@ def cmd_testbed_up(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir or f"results/testbed-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     if (run_dir / testbed_state.STATE_FILE).exists():
         raise SremError("holds a testbed's state already; choose another --run-dir", where=run_dir)
-    options = TestbedOptions(bandwidth_scale=args.bandwidth_scale, emulate_delay=not args.no_delay,
-                             external_memory=not args.no_external_memory, host_processes=not args.no_host_processes,
-                             switch_args=tuple(args.switch_arg), ready_timeout_s=args.timeout)
+    options = _testbed_options(args, topology)
     process = holder.spawn(run_dir, topology, options)
     holder.wait_ready(process, run_dir, holder.UP_TIMEOUT_S + 3 * args.timeout)
     state = testbed_state.load(run_dir / testbed_state.STATE_FILE)
@@ -522,15 +438,31 @@ def cmd_testbed_up(args: argparse.Namespace) -> None:
     _emit(args, document, "\n".join(lines))
 
 
+def _testbed_state_path(args: argparse.Namespace) -> Path | None:
+    """The state file of --run-dir, else of the testbed this machine has up; None if there is none."""
+    from controller.testbed import state as testbed_state
+
+    if args.run_dir is None:
+        return testbed_state.pointed()
+    path = Path(args.run_dir) / testbed_state.STATE_FILE
+    if not path.exists():
+        raise SremError("holds no testbed state file (the network's run directory?)", where=args.run_dir)
+    return path
+
+
 def cmd_testbed_status(args: argparse.Namespace) -> None:
     from controller.testbed import inventory
     from controller.testbed import state as testbed_state
 
-    path = testbed_state.pointed()
+    path = _testbed_state_path(args)
     if path is None:
         _emit(args, {"up": False}, "no testbed is up")
         return
-    report = inventory.status(testbed_state.load(path))
+    state = testbed_state.load(path)
+    if state.pid_namespace != testbed_state.pid_namespace():
+        raise SremError("its processes run in another PID namespace (a container): ask there, e.g. "
+                        f"docker-compose exec network srem testbed status --run-dir {state.run_dir}", where=state.run_dir)
+    report = inventory.status(state)
     lines = [f"testbed {report.run_dir}: {report.status}, {'healthy' if report.healthy else 'NOT healthy'}"]
     for s in report.switches:
         lines.append(f"  switch {s.name:<10} pid {s.pid:<8} {'alive' if s.alive else 'DEAD':<6} "
@@ -560,13 +492,17 @@ def cmd_testbed_run(args: argparse.Namespace) -> None:
     from controller.testbed.loop import LoopSettings
     from controller.testbed.run import run_testbed, steps_table, summary
 
-    _refuse_without_testbed_tools("srem testbed run")
-    if os.geteuid() != 0:
-        raise SremError("needs root (network namespaces)", where="srem testbed run")
-    if (current := testbed_state.pointed()) is not None:
-        from controller.testbed import inventory
+    attach = None
+    if args.attach is not None:
+        attach = Path(args.attach).resolve()
+        if not (attach / testbed_state.STATE_FILE).exists():
+            raise SremError("holds no testbed state file (the run directory of `srem testbed serve` or `up`)", where="--attach")
+    else:
+        _refuse_without_testbed_tools("srem testbed run")
+        if (current := testbed_state.pointed()) is not None:
+            from controller.testbed import inventory
 
-        raise inventory.already_up(current)
+            raise inventory.already_up(current)
     scenario = load_scenario(args.scenario)
     dataset = default_dataset(scenario, progress=not args.quiet)
     policy = make_policy(args.policy)
@@ -579,8 +515,49 @@ def cmd_testbed_run(args: argparse.Namespace) -> None:
         shutil.rmtree(out)
     settings = LoopSettings(step_seconds=args.step_seconds, probe_pps=args.probe_pps, budget_pps=args.budget_pps)
     result = run_testbed(scenario, dataset, args.workload, policy, settings, out.resolve(), count,
-                         say=lambda line: None if args.json else print(line, file=sys.stderr), metrics=args.metrics)
+                         say=lambda line: None if args.json else print(line, file=sys.stderr), metrics=args.metrics,
+                         attach=attach, hold=_until_signalled if args.hold else None)
     _emit(args, summary(result), f"{steps_table(result)}\nper-chain tables: {out}/chains.md; latency plot: {out}/latency.png")
+
+
+def _until_signalled() -> None:
+    """Return at SIGTERM or SIGINT (a container being stopped, Ctrl-C)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def cmd_testbed_serve(args: argparse.Namespace) -> None:
+    import json
+
+    from controller.testbed import holder, inventory
+    from controller.testbed import state as testbed_state
+
+    _refuse_without_testbed_tools("srem testbed serve")
+    topology = load_scenario(args.scenario).topology if args.scenario else load_topology(args.topology)
+    options = _testbed_options(args, topology)
+    run_dir = Path(args.run_dir).resolve()
+    if args.replace:
+        # A container that starts again finds what its previous run left: nothing of it runs any more.
+        for stale in {p for p in (testbed_state.pointed(), run_dir / testbed_state.STATE_FILE) if p is not None and p.exists()}:
+            inventory.down(stale)
+        testbed_state.POINTER.unlink(missing_ok=True)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+    elif (run_dir / testbed_state.STATE_FILE).exists():
+        raise SremError("holds a testbed's state already (--replace takes it over)", where=run_dir)
+
+    def ready(testbed: Any) -> None:
+        state = testbed.state
+        print(json.dumps({"ready": state.run_dir, "switches": {n: r.grpc for n, r in state.switches.items()},
+                          "memory_servers": state.memory_servers, "emac_metrics": state.emac_metrics}), flush=True)
+
+    holder.hold(run_dir, topology, options, ready)
 
 
 def cmd_testbed_probe(args: argparse.Namespace) -> None:
@@ -590,19 +567,24 @@ def cmd_testbed_probe(args: argparse.Namespace) -> None:
     from controller.testbed import state as testbed_state
     from hosts.control import ControlError, call
 
-    path = testbed_state.pointed()
+    path = _testbed_state_path(args)
     if path is None:
         raise SremError("no testbed is up (srem testbed up, or srem testbed run)", where="srem testbed probe")
     state = testbed_state.load(path)
     sockets = [Path(state.run_dir) / "ctl" / f"traffic-{h}.sock" for h, r in state.hosts.items() if r.kind == "traffic"]
-    log = P.ProbeLog()
-    started = time.time_ns()
-    time.sleep(args.seconds)
-    for socket_path in sockets:
+
+    def collect() -> list[dict[str, Any]]:
         try:
-            log.add(call(socket_path, "collect", timeout=10.0))
+            return [call(socket_path, "collect", timeout=10.0) for socket_path in sockets]
         except ControlError as exc:
             raise SremError(str(exc), where="srem testbed probe") from None
+
+    collect()  # what the agents held from before (they keep a bounded number of records between collects)
+    started = time.time_ns()
+    time.sleep(args.seconds)
+    log = P.ProbeLog()
+    for answer in collect():
+        log.add(answer)
     stats = P.window_stats(log, started, time.time_ns(), grace_ns=int(min(args.seconds / 2, 1.0) * 1e9))
     _emit(args, {str(c): {"sent": s.sent, "lost": s.lost, "reordered": s.reordered, "p50_ms": s.p50_us / 1e3,
                           "p99_ms": s.p99_us / 1e3} for c, s in stats.items()},
@@ -655,26 +637,50 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
     """`srem testbed up|status|down`: the live testbed for interactive use (controller/testbed/)."""
     from controller.testbed.processes import READY_TIMEOUT_S
 
-    p = sub.add_parser("up", parents=[json_flag],
-                       help="bring the network of a topology up (Mininet, one BMv2 per switch, memory servers, EMAC) and leave "
-                            "it running in a background holder process; returns when every switch answers")
-    source = p.add_mutually_exclusive_group(required=True)
+    network = _Parser(add_help=False)
+    source = network.add_mutually_exclusive_group(required=True)
     source.add_argument("--scenario", help="preset name or scenario YAML file: its topology")
     source.add_argument("--topology", help=f"built-in topology ({', '.join(builtin_names())}) or a topology file")
+    network.add_argument("--bandwidth-scale", type=positive_float, default=1.0,
+                         help="each link's htb rate is its topology bandwidth times this (default 1)")
+    network.add_argument("--no-delay", action="store_true", help="do not emulate link delay even where the kernel has netem")
+    network.add_argument("--no-external-memory", action="store_true", help="start no memory servers and no EMAC")
+    network.add_argument("--no-host-processes", action="store_true",
+                         help="start neither the rack servers' VNF service nor the traffic hosts' agents (hosts/)")
+    network.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
+                         help="one more simple_switch_grpc option, repeatable; write it with '=': --switch-arg=--pcap=DIR")
+    network.add_argument("--timeout", type=positive_float, default=READY_TIMEOUT_S, metavar="SECONDS",
+                         help=f"bound on each start-up wait: the switches, the memory servers, the host processes "
+                              f"(default {READY_TIMEOUT_S:g})")
+    network.add_argument("--grpc-host", default="127.0.0.1",
+                         help="where the switches' P4Runtime servers listen (default 127.0.0.1; 0.0.0.0 for a controller in "
+                              "another container)")
+    network.add_argument("--advertise", default=None, metavar="HOST",
+                         help="the host name controllers reach the P4Runtime ports at, as the state file records it "
+                              "(default: --grpc-host)")
+    network.add_argument("--memory-server", type=named_address, action="append", default=[], metavar="SERVER=HOST:PORT",
+                         help="the memory server of rack server SERVER runs elsewhere, at HOST:PORT (one per rack server; "
+                              "then none is started here, nor the EMAC)")
+    network.add_argument("--emac-metrics", type=host_port, default=None, metavar="HOST:PORT",
+                         help="/metrics of an EMAC run elsewhere on the switches' EMAC ends (then none is started here)")
+
+    p = sub.add_parser("up", parents=[json_flag, network],
+                       help="bring the network of a topology up (Mininet, one BMv2 per switch, memory servers, EMAC) and leave "
+                            "it running in a background holder process; returns when every switch answers")
     p.add_argument("--run-dir", default=None, help="where the state file, logs and control sockets go "
                                                    "(default results/testbed-YYYYmmdd-HHMMSS)")
-    p.add_argument("--bandwidth-scale", type=positive_float, default=1.0,
-                   help="each link's htb rate is its topology bandwidth times this (default 1)")
-    p.add_argument("--no-delay", action="store_true", help="do not emulate link delay even where the kernel has netem")
-    p.add_argument("--no-external-memory", action="store_true", help="start no memory servers and no EMAC")
-    p.add_argument("--no-host-processes", action="store_true",
-                   help="start neither the rack servers' VNF service nor the traffic hosts' agents (hosts/)")
-    p.add_argument("--switch-arg", action="append", default=[], metavar="ARG",
-                   help="one more simple_switch_grpc option, repeatable; write it with '=': --switch-arg=--pcap=DIR")
-    p.add_argument("--timeout", type=positive_float, default=READY_TIMEOUT_S, metavar="SECONDS",
-                   help=f"bound on each start-up wait: the switches, the memory servers, the host processes (default {READY_TIMEOUT_S:g})")
     p.set_defaults(func=cmd_testbed_up)
-    p = sub.add_parser("status", parents=[json_flag], help="each switch's process and P4Runtime port, every other process of the testbed")
+    p = sub.add_parser("serve", parents=[network],
+                       help="build the network as `up` does and hold it in the foreground until SIGTERM (a container's main "
+                            "process); prints one JSON line when every switch answers")
+    p.add_argument("--run-dir", required=True, help="where the state file, logs and control sockets go")
+    p.add_argument("--replace", action="store_true",
+                   help="take over a run directory left by a previous serve (what it recorded is removed first)")
+    p.set_defaults(func=cmd_testbed_serve)
+    run_dir = _Parser(add_help=False)
+    run_dir.add_argument("--run-dir", default=None, help="the testbed's run directory (default: the one up on this machine)")
+    p = sub.add_parser("status", parents=[json_flag, run_dir],
+                       help="each switch's process and P4Runtime port, every other process of the testbed")
     p.set_defaults(func=cmd_testbed_status)
     p = sub.add_parser("run", parents=[json_flag],
                        help="bring the testbed up, let a policy reconfigure it live step by step for one workload while probes "
@@ -692,8 +698,13 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
                    help="serve the loop's Prometheus metrics (each part's time, step, acceptance, faults) while it runs")
     p.add_argument("--force", action="store_true", help="replace the run directory if it holds results")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--attach", default=None, metavar="RUN_DIR",
+                   help="drive the testbed that is up in RUN_DIR (srem testbed serve|up) instead of bringing one up; it stays up")
+    p.add_argument("--hold", action="store_true",
+                   help="after the steps, keep the last configuration and its traffic running until SIGTERM or Ctrl-C "
+                        "(for srem testbed probe)")
     p.set_defaults(func=cmd_testbed_run)
-    p = sub.add_parser("probe", parents=[json_flag], help="the probe table of the running testbed's chains over the next SECONDS")
+    p = sub.add_parser("probe", parents=[json_flag, run_dir], help="the probe table of the running testbed's chains over the next SECONDS")
     p.add_argument("--seconds", type=positive_float, default=5.0, help="how long to measure (default 5)")
     p.set_defaults(func=cmd_testbed_probe)
     p = sub.add_parser("down", parents=[json_flag],
@@ -795,33 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HIGH,LOW (default 0,2: above the controller's 1, so the shell becomes primary and can write)")
     p.set_defaults(func=cmd_shell)
 
-    log_flag = _Parser(add_help=False)
-    log_flag.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info")
-    log_flag.add_argument("--metrics", type=host_port, default=None, metavar="HOST:PORT",
-                          help="serve Prometheus /metrics here (port 0: any)")
-
-    started = ("On start it prints one JSON line with the addresses it bound; it runs until SIGINT or SIGTERM; "
-               "logs go to stderr.")
-    p = sub.add_parser("memserver", help="run an emulated RDMA memory server (a rack server's DRAM as switch external memory)",
-                       description=started, parents=[log_flag])
-    p.add_argument("--listen", type=host_port, default="127.0.0.1:7000", metavar="HOST:PORT",
-                   help="UDP address (default 127.0.0.1:7000; port 0: any)")
-    p.add_argument("--latency-ns", type=non_negative_float, default=0.0, help="added to every access (the scenario's delta_w; default 0)")
-    p.add_argument("--loss", type=fraction, default=0.0, help="probability of dropping a READ/WRITE/CAS, 0 <= P < 1 (default 0)")
-    p.add_argument("--capacity-mb", type=positive_float, default=1024.0, help="memory it registers regions in (default 1024)")
-    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the loss draws")
-    p.set_defaults(func=cmd_memserver)
-
-    p = sub.add_parser("emac", help="run the External Memory Access Controller for one or more switches", description=started,
-                       parents=[log_flag])
-    p.add_argument("--memory-server", type=memory_server, action="append", required=True, metavar="ID=HOST:PORT",
-                   help="a memory server the switches' RDMA tables name (repeatable; at least one)")
-    p.add_argument("--interface", action="append", default=[], metavar="IFACE", help="a switch's EMAC port (raw frames; root)")
-    p.add_argument("--listen-udp", type=host_port, action="append", default=[], metavar="HOST:PORT",
-                   help="take frames in UDP datagrams here")
-    p.add_argument("--timeout-ms", type=positive_float, default=50.0, help="wait for a READ completion (default 50)")
-    p.add_argument("--retries", type=non_negative_int, default=1, help="times a READ is posted again after a timeout (default 1)")
-    p.set_defaults(func=cmd_emac)
+    emulator_cli.add_commands(sub, _Parser)
 
     testbed = sub.add_parser("testbed", help="the live testbed: a Mininet network of BMv2 switches from a topology file")
     _testbed_parsers(testbed.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser), json_flag)
@@ -834,6 +819,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except SremError as exc:
         print(f"srem: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except emulator_cli.CommandError as exc:
+        print(f"srem: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("srem: interrupted", file=sys.stderr)

@@ -131,6 +131,9 @@ class EmacMetrics:
         self.unexpected = Gauge("srem_emac_unexpected_completions", "Completions matching no request (late or garbage)",
                                 registry=registry)
         self.hit, self.miss = self.lookups.labels(result="hit"), self.lookups.labels(result="miss")
+        # A controller tells a restarted EMAC (lookups lost while it was down) from one that ran on by this value.
+        self.started = Gauge("srem_emac_start_time_seconds", "When this EMAC started (Unix time)", registry=registry)
+        self.started.set(time.time())
 
 
 class Emac:

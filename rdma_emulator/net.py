@@ -13,14 +13,6 @@ import time
 from collections.abc import Callable
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """HOST:PORT; raises ValueError naming the text."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop where it is installed, asyncio's otherwise."""
     try:

@@ -1,4 +1,4 @@
-"""`srem memserver` and `srem emac` as child processes: start, wait for the ready line, scrape
+"""The memory server and the EMAC (`python -m rdma_emulator memserver|emac`) as child processes: start, wait for the ready line, scrape
 /metrics, stop. For tests, benchmarks and the testbed, which run them as separate processes."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rdma_emulator.net import parse_address
+from srem_formats.arguments import parse_address
 
 
 @dataclass
@@ -60,15 +60,15 @@ class Proc:
 
 
 def start(*args: str, prefix: tuple[str, ...] = (), metrics: str = "127.0.0.1:0") -> Proc:
-    """Run `srem ARGS --metrics METRICS`, behind `prefix` (e.g. `ip netns exec NS`)."""
-    popen = subprocess.Popen([*prefix, sys.executable, "-m", "controller", *args, "--metrics", metrics],
+    """Run `python -m rdma_emulator ARGS --metrics METRICS`, behind `prefix` (e.g. `ip netns exec NS`)."""
+    popen = subprocess.Popen([*prefix, sys.executable, "-m", "rdma_emulator", *args, "--metrics", metrics],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready, _, _ = select.select([popen.stdout], [], [], 15)
     line = popen.stdout.readline() if ready else ""
     if not line:
         popen.kill()
         popen.wait(5)
-        raise RuntimeError(f"srem {args[0]} did not start: {popen.stderr.read()}")
+        raise RuntimeError(f"python -m rdma_emulator {args[0]} did not start: {popen.stderr.read()}")
     return Proc(popen, json.loads(line))
 
 

@@ -45,6 +45,11 @@ class Op(IntEnum):
     FREE = 5
 
 
+HEALTH_REGION = 0
+"""Never registered (memory.py numbers regions from 1): health checks READ it (check.py); any completion shows the
+server executes requests."""
+
+
 class Status(IntEnum):
     OK = 0
     ACCESS_ERROR = 1

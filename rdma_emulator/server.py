@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from rdma_emulator.memory import MemoryStore
 from rdma_emulator.net import Delayer, Throttled
-from rdma_emulator.protocol import Op, Request, Status, WireError
+from rdma_emulator.protocol import HEALTH_REGION, Op, Request, Status, WireError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class MemoryServer(asyncio.DatagramProtocol):
         self.metrics.served(completion.op, completion.status)
         if completion.ok:
             self._account(req, len(completion.payload))
-        else:
+        elif req.region != HEALTH_REGION:  # a health check's READ (check.py) is answered, not logged
             self._bad.warning(f"status-{completion.status}", f"{Status(completion.status).name} for a request from "
                               f"{addr[0]}:{addr[1]} (op {req.op}, region {req.region}, offset {req.offset}, length {req.length})")
         packet = completion.pack()

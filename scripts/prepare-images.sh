@@ -4,13 +4,17 @@
 # This is NOT what users run: on an ordinary Docker host the Dockerfiles' defaults are used as they are.
 #
 #   srem-base:bookworm   Debian 12 (minbase) by debootstrap from the mirror apt uses here, imported with
-#                        `docker import` (what a pull of debian:bookworm-slim would give)
+#                        `docker import`, with apt's clean-up hook as in the official image (what a pull of
+#                        debian:12.11-slim would give); it stands in for SREM_BASE_IMAGE
 #   srem-bmv2:local      srem-base + the BMv2 installed on this machine: /usr/local/bin/simple_switch_grpc and the
-#                        /usr/local/lib libraries it links (ldd), the Debian libraries it needs from apt
+#                        /usr/local/lib libraries it links (ldd), the Debian libraries it needs from apt; it stands
+#                        in for p4lang/behavioral-model (SREM_BMV2_IMAGE)
 #
-# Then it builds the project's images with the build arguments this machine needs (the torch CPU wheel comes
-# from this machine's wheel directory, served to the build on loopback, since download.pytorch.org does not
-# answer here). Run as root with dockerd running; safe to run again (an image present is kept; --force remakes).
+# Then it builds the project's images (srem-network, srem-emulator, srem-controller: docker-compose.yml) with
+# the build arguments this machine needs (the torch CPU wheel comes from this machine's wheel directory, served
+# to the build on loopback, since download.pytorch.org does not answer here). Run as root with dockerd running;
+# safe to run again (a base image present is kept, --force remakes them; the project's images are rebuilt from
+# Docker's cache, which is quick when nothing changed).
 #   scripts/prepare-images.sh [--force] [--base-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +52,13 @@ if ! have_image srem-base:bookworm; then
         || { echo "prepare-images: debootstrap failed, see /tmp/srem-debootstrap.log" >&2; exit 1; }
     # apt's caches are not part of an image; debian:*-slim leaves them out too.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    # As the official image's /etc/apt/apt.conf.d/docker-clean: apt keeps no package or cache files in a layer.
+    cat > "$root/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
     tar -C "$root" -c . | docker import --change 'CMD ["/bin/bash"]' - srem-base:bookworm >/dev/null
     rm -rf "$root"
     trap - EXIT
@@ -83,6 +94,7 @@ port=${SREM_INDEX_PORT:-18099}
 python3 -m http.server --bind 127.0.0.1 --directory "$index" "$port" >/dev/null 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; rm -rf "$index"' EXIT
-SREM_TORCH_INDEX="http://127.0.0.1:$port/" SREM_CA_BUNDLE_URL="http://127.0.0.1:$port/ca.crt" SREM_BUILD_NETWORK=host \
-    docker-compose build network
-echo "prepare-images: srem-network built" >&2
+SREM_BASE_IMAGE=srem-base:bookworm SREM_BMV2_IMAGE=srem-bmv2:local SREM_TORCH_INDEX="http://127.0.0.1:$port/" \
+    SREM_CA_BUNDLE_URL="http://127.0.0.1:$port/ca.crt" SREM_BUILD_NETWORK=host \
+    docker-compose build memory-m1 network controller
+echo "prepare-images: srem-emulator, srem-network and srem-controller built" >&2

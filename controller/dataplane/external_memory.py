@@ -152,6 +152,34 @@ class ExternalMemory:
             del self.active[k]
         return lost
 
+    def check(self) -> dict[int, str]:
+        """The memory servers holding regions in force that lost them ("lost": a region is refused, the server
+        restarted empty) or do not answer ("silent"): one READ of one region's header per server."""
+        probes: dict[int, EmRegion] = {}
+        for programmed in self.active.values():
+            probes.setdefault(programmed.region.server, programmed.region)
+
+        async def one(server: int, region: EmRegion) -> str | None:
+            try:
+                client = await RdmaClient(*self.servers[server], self.timeout_s, self.retries).open()
+            except OSError:  # its name no longer resolves: a container that is down
+                return "silent"
+            try:
+                await client.read(region.region, region.rkey, 0, em_table.HEADER_SIZE)
+            except RdmaError:
+                return "lost"
+            except RdmaTimeout:
+                return "silent"
+            finally:
+                client.close()
+            return None
+
+        async def every() -> list[str | None]:
+            return await asyncio.gather(*(one(server, region) for server, region in probes.items()))
+
+        found = asyncio.run(every()) if probes else []
+        return {server: state for server, state in zip(probes, found) if state is not None}
+
     def _release(self, programmed: list[Programmed]) -> int:
         """Free regions, best effort: a region that cannot be freed now is logged (it only costs memory)."""
         if not programmed:

@@ -5,7 +5,8 @@ network and exit: it starts this process (`python -m controller.testbed.holder R
 session of its own), which reads RUN/holder-request.json (the topology and the options), builds the
 testbed, writes the ready marker RUN/holder.json (`{"status": "ready"}` or `{"status": "failed",
 "error": ...}`) and waits for SIGTERM or SIGINT, then tears the testbed down. If it dies instead,
-`srem testbed down` removes what the state file records.
+`srem testbed down` removes what the state file records. `srem testbed serve` runs the same `hold` in
+the foreground, as a container's main process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from controller.errors import SremError
@@ -86,15 +88,27 @@ def wait_ready(holder: subprocess.Popen[bytes], run_dir: Path, timeout_s: float)
         time.sleep(0.1)
 
 
-def main(argv: list[str]) -> int:
-    run_dir = Path(argv[0]).resolve()
-    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+def hold(run_dir: Path, topology: Topology, options: TestbedOptions, ready: Callable[[Testbed], None]) -> None:
+    """Build the testbed in this process, call `ready`, and keep it up until SIGTERM or SIGINT, then take it down.
+    A failure to build raises (what was started is removed)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    testbed = Testbed.start(topology, run_dir, options, holder=True)
+    try:
+        ready(testbed)
+        while not stop.wait(1.0):
+            testbed.reap()
+    finally:
+        testbed.stop()
+
+
+def main(argv: list[str]) -> int:
+    run_dir = Path(argv[0]).resolve()
+    logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         topology, options = read_request(run_dir)
-        testbed = Testbed.start(topology, run_dir, options, holder=True)
+        hold(run_dir, topology, options, ready=lambda _: _mark(run_dir, {"status": "ready"}))
     except SremError as exc:
         _mark(run_dir, {"status": "failed", "error": exc.one_line()})
         return 2
@@ -102,12 +116,7 @@ def main(argv: list[str]) -> int:
         logging.exception("the testbed did not come up")
         _mark(run_dir, {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
         return 1
-    _mark(run_dir, {"status": "ready"})
-    while not stop.wait(1.0):
-        testbed.reap()
-    testbed.stop()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -10,9 +10,12 @@ first step the workload's initial configuration is deployed, so that the first d
 reconfiguration of running traffic. Every part's wall time is logged and exported to Prometheus.
 
 Faults, found at the start of the next step: a switch whose process died is restarted and refilled
-(pipeline and state: the reconciler reads what it holds); a dead memory server is restarted empty
-and the EM tables it held are written again at the step's deploy; a deploy that fails leaves the last
-good configuration in force and the loop carries on with the next step. A controller that restarts
+(pipeline and state: the reconciler reads what it holds); a dead memory server or EMAC is restarted (a
+memory server empty); a memory server that lost the tables in force - restarted here, or by Docker when
+it is a container of its own - gets them written again at the step's deploy; an EMAC that restarted or
+does not answer is reported. A loop in another container than the network (compose) sees its processes
+through their sockets only: it reports what does not answer and repairs the state of what came back.
+A deploy that fails leaves the last good configuration in force and the loop carries on with the next step. A controller that restarts
 takes over with `resume` instead of `start`: it reads the placement in force, the chains' versions
 and the EM regions back from the data plane, so its next step writes only what its decision changes.
 """
@@ -47,6 +50,7 @@ from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy
 from controller.testbed.network import Testbed
 from controller.testbed.probes import ProbeLog
+from controller.testbed.scrape import metric
 from controller.testbed.traffic_plan import Scale, scale_for, step_flows
 from hosts.control import ControlError, call
 
@@ -107,6 +111,7 @@ class Metrics:
         self.step = Gauge("srem_loop_step", "The step the loop is in", registry=self.registry)
         self.accepted = Gauge("srem_loop_accepted_ratio", "Accepted requests / requests of the step (model)", registry=self.registry)
         self.faults = Counter("srem_loop_faults_total", "Faults the loop handled", ["kind"], registry=self.registry)
+        self.deploys = Counter("srem_loop_deploys", "Configurations deployed, the initial one included", registry=self.registry)
 
 
 class LiveLoop:
@@ -143,6 +148,8 @@ class LiveLoop:
         self.records: list[StepRecord] = []
         self.probes = ProbeLog()
         self.metrics = Metrics()
+        self.emac_started: float | None = None
+        """The EMAC's start time when last seen (its /metrics): a change means it restarted."""
 
     def _drain_s(self) -> float:
         """How long the old version's entries stay after the commit: a packet stamped with it may still
@@ -162,6 +169,8 @@ class LiveLoop:
         self.out.mkdir(parents=True, exist_ok=True)
         initial = self.evaluator.evaluate(self.workload, 0, self.placement, self.placement)
         self.deployer.deploy(self.workload, initial, resync=True)
+        self.metrics.deploys.inc()
+        self.emac_started = self._emac_started()
         if idle is not None:
             idle()
         self._set_flows(0)
@@ -207,6 +216,7 @@ class LiveLoop:
         reconfigured_ns = time.time_ns()
         written: dict[str, int] = {}
         if report is not None:
+            self.metrics.deploys.inc()
             seconds.update(report.seconds)
             em = self.memory.last
             written = {"switch_updates": report.applied.plan.count(), "em_regions": em.regions, "em_bytes": em.bytes,
@@ -291,10 +301,26 @@ class LiveLoop:
         return counts
 
     def _heal(self) -> list[str]:
-        """Restart what died since the last step; one note per fault (the step's deploy then re-reads the
-        switches and rewrites the lost EM tables). What cannot be restarted is noted and left to the next step."""
+        """Find what failed since the last step and repair what this controller can; one note per fault (the
+        step's deploy then re-reads the switches and rewrites the lost EM tables). A controller that shares the
+        testbed's process namespace restarts dead switches, memory servers and the EMAC itself; one in another
+        container sees them through their sockets only (their containers restart them) and repairs their
+        state. What cannot be repaired now is noted and left to the next step."""
+        notes = self._heal_switches()
+        if self.testbed.local:
+            notes += self._restart_external_memory()
+        notes += self._check_external_memory()
+        return notes
+
+    def _heal_switches(self) -> list[str]:
         notes = []
         for name, client in self.clients.items():
+            if not self.testbed.local:
+                if not self.testbed.grpc_answers(name):
+                    self.metrics.faults.labels("switch").inc()
+                    notes.append(f"switch {name} does not answer at {self.testbed.grpc_address(name)}: "
+                                 "its rules cannot change this step")
+                continue
             if self.testbed.switch_alive(name):
                 continue
             self.metrics.faults.labels("switch").inc()
@@ -307,6 +333,10 @@ class LiveLoop:
                 continue
             notes.append(f"switch {name} had died: restarted, {'pipeline pushed' if pushed else 'pipeline in place'}, "
                          "state refilled by the reconciler")
+        return notes
+
+    def _restart_external_memory(self) -> list[str]:
+        notes = []
         for server in self.testbed.layout.servers.values():
             if self.testbed.process_alive(f"memserver:{server.name}"):
                 continue
@@ -318,8 +348,51 @@ class LiveLoop:
                 continue
             lost = self.memory.forget_server(server.server_id)
             notes.append(f"memory server of {server.name} had died: restarted empty; EM tables of instances "
-                         f"{', '.join(self.substrate.instances[k].name for k in lost) or '(none)'} written again")
+                         f"{self._names(lost)} written again")
+        if "emac" in self.testbed.reload().processes and not self.testbed.process_alive("emac"):
+            self.metrics.faults.labels("emac").inc()
+            try:
+                self.testbed.restart_emac()
+                notes.append("the EMAC had died: restarted (it holds no state; EM lookups in between were dropped)")
+            except SremError as exc:
+                notes.append(f"the EMAC had died and could not be restarted: {exc}")
+            self.emac_started = self._emac_started()
         return notes
+
+    def _check_external_memory(self) -> list[str]:
+        """Memory servers that lost the regions in force (restarted empty) or do not answer, and an EMAC that
+        restarted or does not answer, whoever restarts them."""
+        notes = []
+        servers = {s.server_id: s.name for s in self.testbed.layout.servers.values()}
+        for server, state in self.memory.check().items():
+            self.metrics.faults.labels("memory_server").inc()
+            if state == "lost":
+                lost = self.memory.forget_server(server)
+                notes.append(f"memory server of {servers[server]} restarted empty: EM tables of instances {self._names(lost)} "
+                             "written again")
+            else:
+                notes.append(f"memory server of {servers[server]} does not answer: lookups of the EM tables it holds fail "
+                             "until it is back")
+        if self.testbed.state.emac_metrics is not None:
+            started = self._emac_started()
+            if started is None:
+                self.metrics.faults.labels("emac").inc()
+                notes.append(f"the EMAC does not answer (its /metrics at {self.testbed.state.emac_metrics}): "
+                             "EM lookups are dropped until it is back")
+            elif self.emac_started is not None and started != self.emac_started:
+                self.metrics.faults.labels("emac").inc()
+                notes.append("the EMAC restarted since the last step: EM lookups sent while it was down were dropped; "
+                             "it serves again (it holds no state)")
+            if started is not None:
+                self.emac_started = started
+        return notes
+
+    def _emac_started(self) -> float | None:
+        address = self.testbed.reload().emac_metrics
+        return None if address is None else metric(address, "srem_emac_start_time_seconds")
+
+    def _names(self, instances: list[int]) -> str:
+        return ", ".join(self.substrate.instances[k].name for k in instances) or "(none)"
 
 
 def placement_held(substrate: Substrate, held: Mapping[NodeName, SwitchState], served: Mapping[NodeName, Iterable[int]],

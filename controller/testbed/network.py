@@ -38,22 +38,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
 from controller.errors import SremError
 from controller.model.topology import NodeName, Topology, topology_from_dict
-from controller.testbed import bmv2, inventory, processes, state as st
+from controller.testbed import inventory, processes, state as st
 from controller.testbed.inventory import DownReport, TestbedStatus
-from controller.testbed.links import ShapedLink, delay_note, netem_available, shaping
-from controller.testbed.mininet_api import Host, Intf, Mininet
 from controller.testbed.preflight import missing
 from controller.testbed.processes import READY_TIMEOUT_S
 from controller.testbed.state import HostRecord, ProcessRecord, SwitchRecord, TestbedState
 from hosts.rack_server_client import command as rack_server_command
-from rdma_emulator.net import parse_address
+from srem_formats.arguments import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +94,19 @@ class TestbedOptions:
     memserver_latency_ns: float = 0.0
     """Added to every RDMA access by the memory servers (a scenario's rdma_access_delay_ns, if wanted)."""
     ready_timeout_s: float = READY_TIMEOUT_S
+    grpc_host: str = "127.0.0.1"
+    """Where the switches' P4Runtime servers listen (0.0.0.0: every interface, for a controller in another container)."""
+    advertise_host: str | None = None
+    """The host the state file gives controllers for the switches' P4Runtime ports (default grpc_host)."""
+    remote_memory_servers: dict[str, str] = field(default_factory=dict)
+    """Rack server -> HOST:PORT of its memory server run elsewhere (one container each, under docker compose): recorded
+    for the controller, not started (external_memory must be False)."""
+    remote_emac_metrics: str | None = None
+    """HOST:PORT of the /metrics of an EMAC run elsewhere on this network's EMAC ends."""
+
+    def __post_init__(self) -> None:
+        if self.external_memory and (self.remote_memory_servers or self.remote_emac_metrics):
+            raise ValueError("memory servers or an EMAC run elsewhere, and external_memory starts them here: choose one")
 
 
 class Testbed:
@@ -119,7 +130,9 @@ class Testbed:
         """Build the network and start every switch (and what `options` asks for); returns when all are ready.
         On any failure everything started so far is removed and the error raised. `holder`: this process is
         the testbed's holder (recorded, so `down` signals it)."""
-        _preflight(topology, run_dir)
+        from controller.testbed.links import delay_note, netem_available
+
+        _preflight(topology, run_dir, options.grpc_host)
         run_dir = run_dir.resolve()
         for sub in ("logs", "ctl"):
             (run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -128,7 +141,9 @@ class Testbed:
         if delayed and not emulate:
             log.warning(delay_note(topology))
         state = TestbedState(run_dir=str(run_dir), topology=topology.to_dict(), topology_source=topology.source, prefix=PREFIX,
-                             created=time.time(), delay_emulated=emulate, bandwidth_scale=options.bandwidth_scale)
+                             created=time.time(), delay_emulated=emulate, bandwidth_scale=options.bandwidth_scale,
+                             pid_namespace=st.pid_namespace(), memory_servers=dict(options.remote_memory_servers),
+                             emac_metrics=options.remote_emac_metrics)
         if holder:
             state.processes["holder"] = st.process_record("holder", "holder", os.getpid(), sys.argv)
         st.save(state)
@@ -170,7 +185,18 @@ class Testbed:
 
     # Building
 
+    @property
+    def local(self) -> bool:
+        """Whether this handle shares the testbed's PID namespace: it can check its processes by PID and restart
+        them. A controller in another container cannot; it sees the testbed through its sockets only."""
+        return self.state.pid_namespace == st.pid_namespace()
+
     def _build(self, options: TestbedOptions) -> None:
+        # Mininet is imported where the network is built: a process that attaches (the controller's container) has none.
+        from controller.testbed import bmv2
+        from controller.testbed.links import ShapedLink, shaping
+        from controller.testbed.mininet_api import Host, Mininet
+
         layout, logs = self.layout, self.run_dir / "logs"
         roots = [switch_interface(sw.switch_id, port) for sw in layout.switches.values()
                  for port in [HOST_PORT, *sw.ports.values(), EMAC_PORT]]
@@ -180,7 +206,8 @@ class Testbed:
         net = self._net = Mininet(topo=None, switch=bmv2.Bmv2Switch, host=Host, controller=None, link=ShapedLink, build=False)
         hosts: dict[str, HostRecord] = {}
         for name, sw in layout.switches.items():
-            net.addSwitch(name, cls=bmv2.Bmv2Switch, device_id=sw.switch_id, grpc_address=sw.grpc_address, log_dir=logs,
+            net.addSwitch(name, cls=bmv2.Bmv2Switch, device_id=sw.switch_id, grpc_address=_grpc(options.grpc_host, sw.grpc_address),
+                          log_dir=logs,
                           extra_args=options.switch_args)
             hosts[traffic_host(name)] = HostRecord(name=traffic_host(name), kind="traffic", switch=name, interface="eth0",
                                                    ip=str(sw.host_ip), mac=sw.host_mac, switch_mac=sw.mac)
@@ -224,9 +251,11 @@ class Testbed:
             _root_only(name)
         for record in hosts.values():
             _configure_host(net[record.name], record)
-        self._start_switches(net, options.ready_timeout_s)
+        self._start_switches(net, options.ready_timeout_s, options.advertise_host or options.grpc_host)
 
     def _add_emac_ports(self, net: Any) -> None:
+        from controller.testbed.mininet_api import Intf
+
         batch = []
         for sw in self.layout.switches.values():
             port_end, emac_end = switch_interface(sw.switch_id, EMAC_PORT), emac_interface(sw.switch_id)
@@ -238,13 +267,14 @@ class Testbed:
         for sw in self.layout.switches.values():
             Intf(switch_interface(sw.switch_id, EMAC_PORT), node=net[sw.name], port=EMAC_PORT)
 
-    def _start_switches(self, net: Any, timeout_s: float) -> None:
+    def _start_switches(self, net: Any, timeout_s: float, advertise: str) -> None:
         deadline = time.monotonic() + timeout_s
         for switch in net.switches:
             switch.start([])
             sw = self.layout.switches[switch.name]
             process = st.process_record("switch", switch.name, switch.process.pid, switch.argv(), switch.output)
-            record = SwitchRecord(name=switch.name, switch_id=sw.switch_id, grpc=sw.grpc_address, ports=switch.port_map(),
+            record = SwitchRecord(name=switch.name, switch_id=sw.switch_id, grpc=_grpc(advertise, sw.grpc_address),
+                                  ports=switch.port_map(),
                                   emac_interface=emac_interface(sw.switch_id), argv=switch.argv(), output=str(switch.output),
                                   log=str(switch.log))
             self._children[f"switch:{switch.name}"] = switch.process
@@ -264,7 +294,8 @@ class Testbed:
         return self.state.delay_emulated
 
     def grpc_address(self, switch: NodeName) -> str:
-        return self.layout.switches[switch].grpc_address
+        """Where a controller reaches the switch's P4Runtime server (as the state file records it)."""
+        return self.state.switches[switch].grpc
 
     def device_id(self, switch: NodeName) -> int:
         """The P4Runtime device id of the switch: its switch id."""
@@ -324,6 +355,8 @@ class Testbed:
     def restart_switch(self, switch: NodeName, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Kill the switch's process if it lives and start it again: same ports, device id and gRPC address, no
         program (the controller's reconciler pushes it). Returns when it is ready; SwitchStartError if not."""
+        from controller.testbed import bmv2
+
         key = f"switch:{switch}"
         self._signal(key, signal.SIGKILL)
         record = self.state.switches[switch]
@@ -413,7 +446,7 @@ class Testbed:
         logs = self.run_dir / "logs"
         started = {}
         for name in self.layout.servers:
-            argv = [sys.executable, "-m", "controller", "memserver", "--listen", "127.0.0.1:0", "--capacity-mb", f"{capacity_mb:g}",
+            argv = [sys.executable, "-m", "rdma_emulator", "memserver", "--listen", "127.0.0.1:0", "--capacity-mb", f"{capacity_mb:g}",
                     "--latency-ns", f"{latency_ns:g}", "--log-level", "warning"]
             started[name] = (argv, self._launch_root(f"memserver:{name}", "memserver", name, argv, logs / f"memserver-{name}.log"))
         deadline = time.monotonic() + timeout_s
@@ -431,7 +464,7 @@ class Testbed:
                 s.processes[f"memserver:{name}"].argv = argv
 
         self._update(record_servers)
-        argv = [sys.executable, "-m", "controller", "emac", "--log-level", "warning", "--metrics", "127.0.0.1:0"]
+        argv = [sys.executable, "-m", "rdma_emulator", "emac", "--log-level", "warning", "--metrics", "127.0.0.1:0"]
         for name, address in addresses.items():
             argv += ["--memory-server", f"{self.layout.servers[name].server_id}={address}"]
         for sw in self.layout.switches.values():
@@ -449,12 +482,21 @@ class Testbed:
     def restart_memory_server(self, server: NodeName, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Kill the memory server if it lives and start it again on its address, empty (a memory server's
         regions do not survive it; the controller programs them again)."""
-        key = f"memserver:{server}"
+        self._restart_root(f"memserver:{server}", f"memory server of {server}", "memserver", timeout_s)
+
+    def restart_emac(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Kill the EMAC if it lives and start it again with the same command: it holds nothing to restore (every
+        request names its table); its /metrics may move to another port, which the state file then records."""
+        ready = self._restart_root("emac", "EMAC", "emac", timeout_s)
+        self._update(lambda s: setattr(s, "emac_metrics", str(ready.get("metrics"))))
+
+    def _restart_root(self, key: str, what: str, ready_key: str, timeout_s: float) -> dict[str, Any]:
+        """Restart a recorded root-namespace process with its recorded command; its ready line."""
         self._signal(key, signal.SIGKILL)
         record = self.state.processes[key]
-        log_path = Path(record.log or self.run_dir / "logs" / f"memserver-{server}.log")
-        process = self._launch_root(key, "memserver", server, record.argv, log_path)
-        processes.wait_json_line(f"memory server of {server}", process, record.argv, log_path, "memserver", time.monotonic() + timeout_s)
+        log_path = Path(record.log or self.run_dir / "logs" / f"{key.replace(':', '-')}.log")
+        process = self._launch_root(key, record.role, record.name, record.argv, log_path)
+        return processes.wait_json_line(what, process, record.argv, log_path, ready_key, time.monotonic() + timeout_s)
 
     def stop_external_memory(self) -> None:
         """Stop the EMAC, then every memory server (SIGTERM, then SIGKILL); start_external_memory starts them afresh."""
@@ -525,7 +567,12 @@ class Testbed:
         return report or DownReport(str(self.run_dir))
 
 
-def _preflight(topology: Topology, run_dir: Path) -> None:
+def _grpc(host: str, layout_address: str) -> str:
+    """The layout's P4Runtime address (loopback, port 50000 + switch id) on another host."""
+    return f"{host}:{layout_address.rpartition(':')[2]}"
+
+
+def _preflight(topology: Topology, run_dir: Path, grpc_host: str) -> None:
     """Refuse before creating anything: a missing tool, a testbed already up, leftovers, busy ports."""
     if lacking := missing():
         raise SremError(f"the testbed needs {'; '.join(lacking)}", where="testbed")
@@ -542,7 +589,8 @@ def _preflight(topology: Topology, run_dir: Path) -> None:
             layout.port_roles(sw.name)  # link ports that would collide with the host or EMAC port
     except ValueError as exc:
         raise SremError(f"cannot number this network for the testbed: {exc}", where=topology.source) from None
-    if busy := [sw.grpc_address for sw in layout.switches.values() if processes.answers(sw.grpc_address, 0.2)]:
+    ports = [_grpc(grpc_host, sw.grpc_address) for sw in layout.switches.values()]
+    if busy := [address for address in ports if processes.answers(address, 0.2)]:
         raise SremError(f"something already listens on {', '.join(busy)}, the switches' P4Runtime ports", where="testbed")
 
 

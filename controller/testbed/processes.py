@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import SremError
-from rdma_emulator.net import parse_address
+from srem_formats.arguments import parse_address
 
 TAIL_LINES = 8
 READY_TIMEOUT_S = 20.0

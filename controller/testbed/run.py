@@ -11,10 +11,11 @@ the reconfigurations marked).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from controller.policies.base import Policy
 from controller.testbed import probes as P
 from controller.testbed.loop import LiveLoop, LoopSettings, StepRecord
 from controller.testbed.network import Testbed, TestbedOptions
+from controller.testbed.state import STATE_FILE
 from hosts.control import call
 
 BASELINE_PROBES, BASELINE_PPS = 40, 100.0
@@ -51,17 +53,22 @@ class RunResult:
 def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Policy, settings: LoopSettings, out: Path,
                 steps: int | None = None, forced: dict[int, tuple[int, ...]] | None = None,
                 options: TestbedOptions = TestbedOptions(), say: Callable[[str], None] = lambda _: None,
-                metrics: tuple[str, int] | None = None) -> RunResult:
+                metrics: tuple[str, int] | None = None, attach: Path | None = None,
+                hold: Callable[[], None] | None = None) -> RunResult:
     """Up, `steps` steps (default the whole day; `forced[step]` replaces the policy's decision), collect,
-    down; the loop's Prometheus metrics served on `metrics` (host, port) while it runs. Bad input (a
-    workload out of range, a policy that does not fit the network) is refused before anything starts."""
+    down; the loop's Prometheus metrics served on `metrics` (host, port) while it runs. `attach`: the run
+    directory of a testbed that is up (another process or container holds it; it stays up). `hold`: called
+    once the results are written, with the last configuration and the traffic still running (it returns
+    when the run should end: a signal). Bad input (a workload out of range, a policy that does not fit the
+    network) is refused before anything starts."""
     tests = len(dataset.split("test"))
     if not 0 <= workload < tests:
         raise SremError(f"workload {workload} out of range: the test split has {tests} (0..{tests - 1})", where="--workload")
     policy.bind(dataset.substrate)
     out.mkdir(parents=True, exist_ok=True)
-    with Testbed.start(scenario.topology, out / "net", options) as testbed:
-        say(f"testbed up in {out / 'net'}: {len(testbed.layout.switches)} switches, {len(testbed.layout.servers)} rack servers")
+    with _testbed(scenario, out, options, attach) as testbed:
+        say(f"testbed {'attached' if attach else 'up'} in {testbed.run_dir}: {len(testbed.layout.switches)} switches, "
+            f"{len(testbed.layout.servers)} rack servers")
         loop = LiveLoop(testbed, dataset, scenario.spec.dataplane, workload, policy, settings, out)
         if metrics is not None:
             server, _ = start_http_server(metrics[1], metrics[0], registry=loop.metrics.registry)
@@ -71,12 +78,27 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
             say(f"initial configuration deployed; data rates scaled by {loop.scale.factor:.2e} "
                 f"({loop.scale.pps_per_mbps:.3g} packets/s per Mbps)")
             loop.run(steps, on_step=lambda record: say(_step_line(record)), forced=forced)
-            loop.stop_traffic()
-            time.sleep(P.GRACE_NS / 1e9 + 0.5)
+            if hold is None:
+                loop.stop_traffic()
+                time.sleep(P.GRACE_NS / 1e9 + 0.5)
             loop.collect()
+            result = _analyse(loop, out)
+            if hold is not None:
+                say(f"results in {out}; holding the last configuration with its traffic running until stopped")
+                hold()
         finally:
             loop.close()
-    return _analyse(loop, out)
+    return result
+
+
+@contextlib.contextmanager
+def _testbed(scenario: Scenario, out: Path, options: TestbedOptions, attach: Path | None) -> Iterator[Testbed]:
+    """A testbed of our own in OUT/net, taken down at the end, or the one up in `attach`, left up."""
+    if attach is None:
+        with Testbed.start(scenario.topology, out / "net", options) as testbed:
+            yield testbed
+    else:
+        yield Testbed.attach(attach / STATE_FILE)
 
 
 def _baseline(testbed: Testbed, loop: LiveLoop) -> None:

@@ -99,6 +99,8 @@ class TestbedState(_Record):
     memory_servers: dict[str, str] = {}
     """Rack server -> its memory server's HOST:PORT."""
     emac_metrics: str | None = None
+    pid_namespace: str = ""
+    """The PID namespace of the process that built it (`pid:[INODE]`): its records' PIDs mean something only there."""
 
     @property
     def path(self) -> Path:
@@ -166,6 +168,12 @@ def clear_pointer(state_path: Path) -> None:
 
 
 # Processes
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace (`pid:[INODE]`): a process in another one (another container) cannot signal or
+    check the testbed's processes by their recorded PIDs."""
+    return os.readlink("/proc/self/ns/pid")
 
 
 def start_ticks(pid: int) -> int | None:
