@@ -34,13 +34,21 @@ from controller.policies import policy_names
 from controller.policies.fixed_search import SEARCH as FIXED_SEARCH
 from controller.report import per_hour_table, to_csv, to_json
 from rdma_emulator import cli as emulator_cli
-from srem_formats.arguments import (OneLineParser, host_port, non_negative_int, parse_address, positive_float, positive_int,
-                                    unit_interval)
+from srem_formats.arguments import (OneLineParser, checked, host_port, non_negative_int, parse_address, positive_float,
+                                    positive_int, unit_interval)
 from topologies import builtin_names
 
 T = TypeVar("T")
 
 _Parser = OneLineParser
+
+
+_some_steps = checked(int, lambda v: v >= 1, "an integer >= 1 or `all`")
+
+
+def steps_count(text: str) -> int | None:
+    """A positive number of steps, or `all` (None: the whole day, however many steps the scenario's day has)."""
+    return None if text == "all" else _some_steps(text)
 
 
 def named_address(text: str) -> tuple[str, tuple[str, int]]:
@@ -688,7 +696,7 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
     p.add_argument("--scenario", default="paper", help="preset name or scenario YAML file (default paper): its topology and dataset")
     p.add_argument("--workload", type=non_negative_int, default=0, help="index of the test workload (default 0)")
     p.add_argument("--policy", default="srem", help="policy SPEC as for srem evaluate (default srem: the shipped checkpoint)")
-    p.add_argument("--steps", type=positive_int, default=None, help="the first N steps of the day (default all)")
+    p.add_argument("--steps", type=steps_count, default=None, help="the first N steps of the day, or `all` (default all)")
     p.add_argument("--step-seconds", type=positive_float, default=10.0, help="wall time of one two-hour step (default 10)")
     p.add_argument("--probe-pps", type=positive_float, default=10.0, help="probes per second per chain (default 10)")
     p.add_argument("--budget-pps", type=positive_float, default=1000.0,
