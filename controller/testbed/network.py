@@ -2,7 +2,8 @@
 drives it through: switches, hosts, processes in hosts, external memory, status and teardown.
 
 Nodes (Mininet names), all numbers from controller/dataplane/layout.py:
-- each topology switch S: a Bmv2Switch named S (device id = switch id, P4Runtime at 127.0.0.1:50000+id);
+- each topology switch S: a Bmv2Switch named S (device id = switch id, P4Runtime at 127.0.0.1:50000+id, or on
+  another address for a controller in another container: TestbedOptions.grpc_host);
 - its traffic host `h-S` on port HOST_PORT (`-` is not allowed in topology names, so it clashes with none),
   interface eth0, the layout's host_ip and host_mac;
 - each rack server M: a Mininet host M, interfaces eth0, eth1, ... for its links in file order, the
@@ -26,6 +27,9 @@ long as the Python that made them); `srem testbed up` runs it in a holder proces
 (controller/testbed/holder.py) and `Testbed.attach` gives any other process the same handle, minus
 the Mininet objects: everything it needs (PIDs, interfaces, commands) is in the state file
 (controller/testbed/state.py), and whatever a handle starts is recorded there, so `down` removes it.
+A handle in another PID namespace (the controller's container under docker compose) is not `local`: it
+reaches the testbed through its sockets only (P4Runtime, the hosts' control sockets, the memory servers);
+the memory servers and the EMAC may run elsewhere too (TestbedOptions.remote_*), recorded for it.
 """
 
 from __future__ import annotations
@@ -178,18 +182,18 @@ class Testbed:
     def _update(self, change: Callable[[TestbedState], None]) -> None:
         self.state = st.update(self.run_dir, change)
 
+    @property
+    def local(self) -> bool:
+        """Whether this handle shares the testbed's PID namespace: it can check its processes by PID and restart
+        them. A controller in another container cannot; it sees the testbed through its sockets only."""
+        return self.state.pid_namespace == st.pid_namespace()
+
     def reload(self) -> TestbedState:
         """The state as on disk (another handle may have recorded processes or restarted a switch)."""
         self.state = st.load(self.state.path)
         return self.state
 
     # Building
-
-    @property
-    def local(self) -> bool:
-        """Whether this handle shares the testbed's PID namespace: it can check its processes by PID and restart
-        them. A controller in another container cannot; it sees the testbed through its sockets only."""
-        return self.state.pid_namespace == st.pid_namespace()
 
     def _build(self, options: TestbedOptions) -> None:
         # Mininet is imported where the network is built: a process that attaches (the controller's container) has none.
@@ -207,8 +211,7 @@ class Testbed:
         hosts: dict[str, HostRecord] = {}
         for name, sw in layout.switches.items():
             net.addSwitch(name, cls=bmv2.Bmv2Switch, device_id=sw.switch_id, grpc_address=_grpc(options.grpc_host, sw.grpc_address),
-                          log_dir=logs,
-                          extra_args=options.switch_args)
+                          log_dir=logs, extra_args=options.switch_args)
             hosts[traffic_host(name)] = HostRecord(name=traffic_host(name), kind="traffic", switch=name, interface="eth0",
                                                    ip=str(sw.host_ip), mac=sw.host_mac, switch_mac=sw.mac)
         for name, server in layout.servers.items():
@@ -274,9 +277,8 @@ class Testbed:
             sw = self.layout.switches[switch.name]
             process = st.process_record("switch", switch.name, switch.process.pid, switch.argv(), switch.output)
             record = SwitchRecord(name=switch.name, switch_id=sw.switch_id, grpc=_grpc(advertise, sw.grpc_address),
-                                  ports=switch.port_map(),
-                                  emac_interface=emac_interface(sw.switch_id), argv=switch.argv(), output=str(switch.output),
-                                  log=str(switch.log))
+                                  ports=switch.port_map(), emac_interface=emac_interface(sw.switch_id), argv=switch.argv(),
+                                  output=str(switch.output), log=str(switch.log))
             self._children[f"switch:{switch.name}"] = switch.process
 
             def record_switch(s: TestbedState, process: ProcessRecord = process, record: SwitchRecord = record) -> None:
