@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -227,6 +229,52 @@ def test_a_killed_memory_server_is_restarted_and_its_em_tables_written_again(tmp
     resumed = check_fault_window(loop.probes, placed.started_ns, killed_ns, healed, touched, set(healed.predicted_delay_ms))
     print(f"\nmemory server of {server} killed under {sub.instances[k].name} in em:{switch} (EMAC timeouts {timeouts:.0f}): "
           f"{recovery_text(killed_ns, healed, resumed)}; table written again in {healed.seconds['em'] * 1e3:.0f} ms")
+
+
+@needs_testbed
+def test_a_silent_memory_server_fails_the_deploy_and_the_last_good_configuration_stays(tmp_path: Path,
+                                                                                        small_dataset: Dataset) -> None:
+    """A memory server that stops answering without dying (SIGSTOP; a container that is down looks the same to a
+    controller elsewhere): the step notes it, its deploy - which must write a table there - fails and leaves the
+    configuration in force (and reports that configuration's chains), and once the server answers again the
+    same decision is deployed."""
+    scenario = load_scenario("small")
+    workload = small_dataset.test[0]
+    sub = small_dataset.substrate
+    layout = Layout(sub.spec.topology)
+    # One instance and two switches whose EMs fit it and share a memory server: moving it from one to the other
+    # writes a new region on that server.
+    candidates: dict[int, list[str]] = {}
+    for _, k, switch in moves(small_dataset, workload, "em"):
+        candidates.setdefault(k, []).append(switch)
+    k, first, second = next((k, a, b) for k, switches in candidates.items() for a in switches for b in switches
+                            if a != b and layout.memory_server(a) == layout.memory_server(b))
+    server = layout.memory_server(first).name
+    placed_there = _moved(sub, workload.initial_placement, {k: f"em:{first}"})
+    moved_on = _moved(sub, workload.initial_placement, {k: f"em:{second}"})
+    with network.Testbed.start(scenario.topology, tmp_path / "net") as testbed:
+        loop = LiveLoop(testbed, small_dataset, scenario.spec.dataplane, 0, make_policy("static"), SETTINGS, tmp_path / "run")
+        pid = testbed.reload().processes[f"memserver:{server}"].pid
+        try:
+            loop.start()
+            placed = loop.run_step(0, placed_there)
+            os.kill(pid, signal.SIGSTOP)
+            failed = loop.run_step(0, moved_on)
+            assert loop.placement == placed_there
+            tables_are_the_deploy_paths(loop)
+            os.kill(pid, signal.SIGCONT)
+            again = loop.run_step(0, moved_on)
+            tables_are_the_deploy_paths(loop)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            loop.close()
+
+    assert f"memory server of {server} does not answer: lookups of the EM tables it holds fail until it is back" in failed.notes
+    assert any(note.startswith("deploy failed, the last good configuration stays in force") for note in failed.notes)
+    assert failed.moved == [] and failed.written == {}
+    assert failed.predicted_delay_ms == placed.predicted_delay_ms, "the chains in force are the previous step's"
+    assert again.notes == [] and again.moved == [sub.instances[k].name] and again.written["em_regions"] == 1
+    assert loop.placement == moved_on
 
 
 @needs_testbed

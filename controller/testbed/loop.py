@@ -84,7 +84,8 @@ class StepRecord:
     predicted_delay_ms: dict[int, float]
     """Chain (SPI) -> the model's delay of the carried chains once the step's configuration is in
     place: processing + transmission (eq. 16 without the step's one-off reconfiguration delay), what
-    a probe sent during the step should see."""
+    a probe sent during the step should see. When the deploy failed, those of the configuration that
+    stayed in force (the previous step's)."""
     seconds: dict[str, float]
     """Wall time of each part: heal (when something had died), decide, evaluate, then the deploy
     path's (rules, em, build, prepare, servers, commit, drain, cleanup), flows."""
@@ -207,6 +208,7 @@ class LiveLoop:
         t = time.perf_counter()
         result = self.evaluator.evaluate(self.workload, step, self.placement, decided)
         seconds["evaluate"] = time.perf_counter() - t
+        previous = self.last
         try:
             report: DeployReport | None = self.deployer.deploy(self.workload, result, resync=bool(notes))
         except (SremError, ControlError, OSError) as exc:
@@ -238,7 +240,7 @@ class LiveLoop:
         record = StepRecord(
             step, hour, working, {i.name: hosts[h].name for i, h in zip(self.substrate.instances, self.placement)}, moved,
             result.accepted, sum(r.carried for r in result.requests), len(result.requests),
-            {r.request + 1: r.processing_ms + r.transmission_ms for r in result.requests if r.carried and report is not None},
+            _carried_delays(result if report is not None else previous),
             seconds, started_ns, reconfigured_ns, counters, notes, written)
         self.records.append(record)
         (self.out / f"step-{step}.json").write_text(json.dumps(asdict(record), indent=1))
@@ -393,6 +395,13 @@ class LiveLoop:
 
     def _names(self, instances: list[int]) -> str:
         return ", ".join(self.substrate.instances[k].name for k in instances) or "(none)"
+
+
+def _carried_delays(result: StepResult | None) -> dict[int, float]:
+    """Chain (SPI) -> the model's processing + transmission delay, for the chains `result` carries."""
+    if result is None:
+        return {}
+    return {r.request + 1: r.processing_ms + r.transmission_ms for r in result.requests if r.carried}
 
 
 def placement_held(substrate: Substrate, held: Mapping[NodeName, SwitchState], served: Mapping[NodeName, Iterable[int]],
