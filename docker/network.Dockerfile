@@ -4,11 +4,13 @@
 #
 # BMv2 comes from BMV2_IMAGE, any image with simple_switch_grpc on PATH: the official p4lang/behavioral-model
 # (Ubuntu-based, a newer glibc than bookworm's) for users; srem-bmv2:local (scripts/prepare-images.sh) on machines
-# that cannot pull. docker/bmv2-bundle.sh copies the binary with every library it loads, glibc and the loader
+# that cannot pull. p4lang publishes that image only as `latest` (rebuilt every 4 hours from main) and `stable`
+# (its stable branch), no version tags: `stable` is the default, and pinning it by digest
+# (SREM_BMV2_IMAGE=p4lang/behavioral-model@sha256:...) makes a build repeatable. docker/bmv2-bundle.sh copies the binary with every library it loads, glibc and the loader
 # included, and points the binary at them, so it runs on the Debian base whatever distribution built it.
 # Mininet needs root and namespaces, veths, bridges and htb: docker-compose.yml gives the container the
 # capabilities for that (not `privileged`).
-ARG BMV2_IMAGE=p4lang/behavioral-model:1.15.0
+ARG BMV2_IMAGE=p4lang/behavioral-model:stable
 ARG BASE_IMAGE=debian:12.11-slim
 
 FROM ${BMV2_IMAGE} AS bmv2
