@@ -33,6 +33,7 @@ COPY p4src/ p4src/
 COPY controller/ controller/
 # The shipped scenarios' datasets, generated once here rather than at every start.
 RUN pip install -q --no-deps --no-build-isolation -e . \
+    && pip uninstall -q -y pip \
     && python -c 'from controller.model.scenario import load_scenario; from controller.model.dataset import default_dataset; [default_dataset(load_scenario(n), progress=False) for n in ("small", "paper")]' \
     && srem --help >/dev/null
 ENTRYPOINT ["srem"]

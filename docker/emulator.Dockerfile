@@ -18,6 +18,7 @@ RUN apt-get update \
          python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], "/tmp/ca.crt")' "$CA_BUNDLE_URL" \
          && export PIP_CERT=/tmp/ca.crt; fi \
     && pip install -q -c /tmp/requirements.txt prometheus_client uvloop \
+    && pip uninstall -q -y pip setuptools \
     && cp "$(readlink -f .venv/bin/python3)" .venv/bin/python3-netraw \
     && setcap cap_net_raw+ep .venv/bin/python3-netraw \
     && apt-get purge -y --auto-remove libcap2-bin \

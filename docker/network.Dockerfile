@@ -59,6 +59,7 @@ RUN pip install -q --no-deps --no-build-isolation -e . \
     && ln -s /usr/lib/python3/dist-packages/mininet .venv/srem-system-packages/mininet \
     && purelib="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
     && echo /srem/.venv/srem-system-packages > "$purelib/srem-mininet.pth" \
+    && pip uninstall -q -y pip \
     && python -c 'import controller.cli, controller.testbed.holder, controller.testbed.bmv2, hosts.traffic, hosts.rack_server' \
     && srem testbed serve --help >/dev/null
 COPY docker/entrypoint.sh /usr/local/bin/srem-entrypoint
