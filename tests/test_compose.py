@@ -193,6 +193,7 @@ def test_the_stack_runs_the_testbed_survives_faults_and_leaves_nothing(tmp_path:
         assert first["written"]["switch_updates"] > 0 and first["written"]["em_regions"] > 0
         switch = next(host.removeprefix("em:") for host in first["placement"].values() if host.startswith("em:"))
         victim = layout.memory_server(switch).name
+        time.sleep(2.0)  # every chain delivers probes in the first step before the faults (10 per chain at 5/s)
         _crash(containers[f"memory-{victim}"])
         time.sleep(1.0)
         _crash(containers["emac"])
