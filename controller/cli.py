@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from controller import experiments
 from controller.errors import SremError
@@ -37,6 +37,9 @@ from rdma_emulator import cli as emulator_cli
 from srem_formats.arguments import (OneLineParser, checked, host_port, non_negative_int, parse_address, positive_float,
                                     positive_int, unit_interval)
 from topologies import builtin_names
+
+if TYPE_CHECKING:  # the testbed's modules are imported by the commands that use them
+    from controller.testbed.network import Testbed, TestbedOptions
 
 T = TypeVar("T")
 
@@ -394,7 +397,7 @@ def _refuse_without_testbed_tools(where: str) -> None:
         raise SremError(f"the testbed needs {'; '.join(lacking)}", where=where)
 
 
-def _testbed_options(args: argparse.Namespace, topology: Topology) -> Any:
+def _testbed_options(args: argparse.Namespace, topology: Topology) -> TestbedOptions:
     """TestbedOptions from `srem testbed up|serve`'s flags; remote memory servers must be the topology's rack servers, all."""
     from controller.testbed.network import TestbedOptions
 
@@ -560,7 +563,7 @@ def cmd_testbed_serve(args: argparse.Namespace) -> None:
     elif (run_dir / testbed_state.STATE_FILE).exists():
         raise SremError("holds a testbed's state already (--replace takes it over)", where=run_dir)
 
-    def ready(testbed: Any) -> None:
+    def ready(testbed: Testbed) -> None:
         state = testbed.state
         print(json.dumps({"ready": state.run_dir, "switches": {n: r.grpc for n, r in state.switches.items()},
                           "memory_servers": state.memory_servers, "emac_metrics": state.emac_metrics}), flush=True)
