@@ -501,8 +501,10 @@ def cmd_testbed_run(args: argparse.Namespace) -> None:
     from controller.policies import make_policy
     from controller.testbed import state as testbed_state
     from controller.testbed.loop import LoopSettings
-    from controller.testbed.run import run_testbed, steps_table, summary
+    from controller.testbed.run import resumable, run_testbed, steps_table, summary
 
+    if args.resume and args.attach is None:
+        raise SremError("continues a run on a testbed that is up: give --attach too", where="--resume")
     attach = None
     if args.attach is not None:
         attach = Path(args.attach).resolve()
@@ -521,13 +523,15 @@ def cmd_testbed_run(args: argparse.Namespace) -> None:
     if count > len(dataset.hours):
         raise SremError(f"the day has {len(dataset.hours)} steps", where="--steps")
     out = Path(args.out or f"results/testbed-{experiments.safe_name(scenario.name)}-wl{args.workload}-{experiments.safe_name(args.policy)}")
-    _refuse_existing(out, args.force, directory=True)
-    if out.exists():
-        shutil.rmtree(out)
+    resume = attach is not None and args.resume and resumable(out, attach)
+    if not resume:
+        _refuse_existing(out, args.force, directory=True)
+        if out.exists():
+            shutil.rmtree(out)
     settings = LoopSettings(step_seconds=args.step_seconds, probe_pps=args.probe_pps, budget_pps=args.budget_pps)
     result = run_testbed(scenario, dataset, args.workload, policy, settings, out.resolve(), count,
                          say=lambda line: None if args.json else print(line, file=sys.stderr), metrics=args.metrics,
-                         attach=attach, hold=_until_signalled if args.hold else None)
+                         attach=attach, hold=_until_signalled if args.hold else None, resume=resume)
     _emit(args, summary(result), f"{steps_table(result)}\nper-chain tables: {out}/chains.md; latency plot: {out}/latency.png")
 
 
@@ -711,6 +715,9 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--attach", default=None, metavar="RUN_DIR",
                    help="drive the testbed that is up in RUN_DIR (srem testbed serve|up) instead of bringing one up; it stays up")
+    p.add_argument("--resume", action="store_true",
+                   help="with --attach: when --out holds steps a controller ran on this same testbed (it was restarted), take "
+                        "over the configuration in force and continue after them; otherwise start afresh")
     p.add_argument("--hold", action="store_true",
                    help="after the steps, keep the last configuration and its traffic running until SIGTERM or Ctrl-C "
                         "(for srem testbed probe)")

@@ -1,6 +1,6 @@
 """docker-compose.yml for real: the file is valid for compose v1 and the compose specification, its services
 are the topology's, their privileges are narrow, and the stack runs the live testbed, survives a killed memory
-server and a killed EMAC, answers the probe service, and leaves nothing behind.
+server, a killed EMAC and a killed controller, answers the probe service, and leaves nothing behind.
 
 The file checks need docker-compose (compose v1, Debian's package) or nothing; the stack test needs a Docker
 engine that answers and what scripts/prepare-images.sh builds the images from here (a local BMv2 and the torch
@@ -197,17 +197,22 @@ def test_the_stack_runs_the_testbed_survives_faults_and_leaves_nothing(tmp_path:
         _crash(containers[f"memory-{victim}"])
         time.sleep(1.0)
         _crash(containers["emac"])
+        # The controller crashes once the second step is deployed; restarted, it takes over and finishes the day.
+        _wait("the second step", lambda: (run / "step-1.json").exists(), RUN_SECONDS)
+        _crash(_containers(project)["controller"])
 
         summary = json.loads(_wait("the run's summary", lambda: (run / "summary.json").exists() and (run / "summary.json").read_text(),
                                    RUN_SECONDS))
         steps = summary["steps"]
         assert [s["hour"] for s in steps] == [10, 12, 14, 16]
         notes = [note for s in steps for note in s["notes"]]
+        took_over = [s["step"] for s in steps if any(n.startswith("a restarted controller took over") for n in s["notes"])]
+        assert took_over == [2], notes
         recovered = next(s for s in steps if any(f"memory server of {victim} restarted empty" in n for n in s["notes"]))
         assert recovered["step"] >= 1
         assert any("EMAC" in n for n in notes)
         after = _containers(project)
-        for name in (f"memory-{victim}", "emac"):
+        for name in (f"memory-{victim}", "emac", "controller"):
             assert after[name]["RestartCount"] >= 1, f"{name} was restarted by its restart policy"
             assert _health(after[name]) == "healthy", name
         # Probes cross every chain the model carried, in every step. After the recovery the EM chains are served

@@ -5,6 +5,7 @@ health check, ExternalMemory.check(), the /metrics scrape, the controller's heal
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -266,3 +267,54 @@ def test_options_refuse_remote_parts_with_local_external_memory() -> None:
         TestbedOptions(external_memory=True, remote_emac_metrics="emac:9100")
     remote = TestbedOptions(external_memory=False, remote_memory_servers={"m1": "memserver-m1:7000"}, remote_emac_metrics="emac:9100")
     assert remote.remote_memory_servers == {"m1": "memserver-m1:7000"}
+
+
+# A restarted controller (compose restarts it; `srem testbed run --attach --resume`)
+
+def _state(run_dir: Path, created: float) -> None:
+    from controller.model.topology import load_topology
+    from controller.testbed import state as st
+
+    topology = load_topology("paper")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    st.save(st.TestbedState(run_dir=str(run_dir), topology=topology.to_dict(), topology_source=topology.source,
+                            prefix="srm", created=created))
+
+
+def test_a_run_is_resumable_only_on_the_testbed_it_was_run_on(tmp_path: Path) -> None:
+    from controller.testbed import run
+    from controller.testbed.network import Testbed
+
+    net, out = tmp_path / "net", tmp_path / "run"
+    _state(net, created=1000.0)
+    out.mkdir()
+    assert not run.resumable(out, net), "nothing recorded"
+    run._mark_attached(out, Testbed.attach(net / "testbed.json"))
+    assert run.resumable(out, net)
+    _state(net, created=2000.0)  # a new testbed brought up in the same directory (compose up again)
+    assert not run.resumable(out, net)
+    (out / run.ATTACHED).write_text("{not json")
+    assert not run.resumable(out, net)
+
+
+def test_recorded_steps_and_probes_read_back_as_written(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from controller.testbed import run
+    from controller.testbed.loop import StepRecord
+
+    records = [StepRecord(step=i, hour=10 + 2 * i, working_hours=True, placement={"firewall#0": "em:e1"}, moved=["firewall#0"],
+                          accepted=3, carried=4, requests=5, predicted_delay_ms={1: 1.5, 12: 0.25}, seconds={"decide": 0.01},
+                          started_ns=10 + i, reconfigured_ns=20 + i, counters={1: 7, 12: 9}, notes=["n"], written={"em_regions": 1})
+               for i in range(2)]
+    for record in records:
+        (tmp_path / f"step-{record.step}.json").write_text(json.dumps(asdict(record), indent=1))
+    (tmp_path / "step-3.json").write_text("{}")  # after a gap: not part of the run
+    answers = [{"name": "h-e1", "n": 1}, {"name": "h-e2", "n": 2}]
+    (tmp_path / "probes.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+    assert run._recorded(tmp_path) == (records, answers)
+
+
+def test_resume_needs_a_testbed_to_attach_to() -> None:
+    line = one_line(python("-m", "controller", "testbed", "run", "--scenario", "small", "--resume"), 2)
+    assert line.startswith("srem: error: --resume:") and "--attach" in line

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -151,6 +152,7 @@ class LiveLoop:
         self.metrics = Metrics()
         self.emac_started: float | None = None
         """The EMAC's start time when last seen (its /metrics): a change means it restarted."""
+        self._taken_over = False
 
     def _drain_s(self) -> float:
         """How long the old version's entries stay after the commit: a packet stamped with it may still
@@ -191,12 +193,33 @@ class LiveLoop:
         self.placement = placement_held(self.substrate, held, served, self.workload.initial_placement)
         self.servers.location = {k: name for name, instances in served.items() for k in instances}
 
+    def take_over(self, records: list[StepRecord], answers: Iterable[Mapping[str, object]]) -> None:
+        """Continue the run a controller that stopped left in `out`: `resume` the data plane, then take its step
+        records and probe answers as this run's (the tables then cover the whole day) and the evaluation of its
+        last step as the previous one, so the policy observes what it would have. The next step is
+        `len(records)`; the first step this loop runs notes the take-over."""
+        self.resume()
+        self.records = list(records)
+        for answer in answers:
+            self.probes.add(answer)
+        if records:
+            hosts = self.substrate.host_index
+            names = [i.name for i in self.substrate.instances]
+            placements = [tuple(hosts[r.placement[n]] for n in names) for r in records]
+            before = placements[-2] if len(placements) > 1 else self.workload.initial_placement
+            self.last = self.evaluator.evaluate(self.workload, records[-1].step, before, placements[-1])
+        self._taken_over = True
+
     def run_step(self, step: int, placement: Placement | None = None) -> StepRecord:
         """One step: the policy's decision (or `placement`, to force one) made true and left running."""
         started = time.perf_counter()
         started_ns = time.time_ns()
         notes = self._heal()
         seconds: dict[str, float] = {"heal": time.perf_counter() - started} if notes else {}
+        if self._taken_over:
+            self._taken_over = False
+            notes.append(f"a restarted controller took over: the configuration in force read back from the data plane, "
+                         f"the run continued at step {step}")
         hour = self.dataset.hours[step]
         working = self.dataset.is_working_hour(hour)
         self.metrics.step.set(step)
@@ -243,7 +266,10 @@ class LiveLoop:
             _carried_delays(result if report is not None else previous),
             seconds, started_ns, reconfigured_ns, counters, notes, written)
         self.records.append(record)
-        (self.out / f"step-{step}.json").write_text(json.dumps(asdict(record), indent=1))
+        # Written whole or not at all: a controller that takes over after a crash reads these back.
+        path = self.out / f"step-{step}.json"
+        path.with_suffix(".tmp").write_text(json.dumps(asdict(record), indent=1))
+        os.replace(path.with_suffix(".tmp"), path)
         return record
 
     def run(self, steps: int | None = None, on_step: Callable[[StepRecord], None] | None = None,

@@ -54,12 +54,13 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
                 steps: int | None = None, forced: dict[int, tuple[int, ...]] | None = None,
                 options: TestbedOptions = TestbedOptions(), say: Callable[[str], None] = lambda _: None,
                 metrics: tuple[str, int] | None = None, attach: Path | None = None,
-                hold: Callable[[], None] | None = None) -> RunResult:
+                hold: Callable[[], None] | None = None, resume: bool = False) -> RunResult:
     """Up, `steps` steps (default the whole day; `forced[step]` replaces the policy's decision), collect,
     down; the loop's Prometheus metrics served on `metrics` (host, port) while it runs. `attach`: the run
     directory of a testbed that is up (another process or container holds it; it stays up). `hold`: called
     once the results are written, with the last configuration and the traffic still running (it returns
-    when the run should end: a signal). Bad input (a workload out of range, a policy that does not fit the
+    when the run should end: a signal). `resume`: `out` holds the steps a controller that stopped ran on
+    the attached testbed (resumable): take over the data plane and continue after them. Bad input (a workload out of range, a policy that does not fit the
     network) is refused before anything starts."""
     tests = len(dataset.split("test"))
     if not 0 <= workload < tests:
@@ -74,10 +75,18 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
             server, _ = start_http_server(metrics[1], metrics[0], registry=loop.metrics.registry)
             say(f"loop metrics on http://{metrics[0]}:{server.server_address[1]}/metrics")
         try:
-            loop.start(idle=lambda: _baseline(testbed, loop))
-            say(f"initial configuration deployed; data rates scaled by {loop.scale.factor:.2e} "
-                f"({loop.scale.pps_per_mbps:.3g} packets/s per Mbps)")
-            loop.run(steps, on_step=lambda record: say(_step_line(record)), forced=forced)
+            if resume:
+                records, answers = _recorded(out)
+                loop.take_over(records, answers)
+                say(f"took over the configuration in force after {len(records)} recorded steps")
+            else:
+                _mark_attached(out, testbed)
+                loop.start(idle=lambda: _baseline(testbed, loop))
+                say(f"initial configuration deployed; data rates scaled by {loop.scale.factor:.2e} "
+                    f"({loop.scale.pps_per_mbps:.3g} packets/s per Mbps)")
+            first = len(loop.records)
+            loop.run(None if steps is None else max(0, steps - first), on_step=lambda record: say(_step_line(record)),
+                     first=first, forced=forced)
             if hold is None:
                 loop.stop_traffic()
                 time.sleep(P.GRACE_NS / 1e9 + 0.5)
@@ -99,6 +108,40 @@ def _testbed(scenario: Scenario, out: Path, options: TestbedOptions, attach: Pat
             yield testbed
     else:
         yield Testbed.attach(attach / STATE_FILE)
+
+
+ATTACHED = "testbed.json"
+"""In a run directory: the testbed the run drives (its state file and creation time), so that a restarted
+controller knows whether the steps recorded there are this testbed's."""
+
+
+def _mark_attached(out: Path, testbed: Testbed) -> None:
+    (out / ATTACHED).write_text(json.dumps({"state": str(testbed.state.path), "created": testbed.state.created}) + "\n")
+
+
+def resumable(out: Path, attach: Path) -> bool:
+    """Whether `out` holds a run on the testbed that is up in `attach` (the same one, not an earlier testbed
+    brought up in the same directory): a restarted controller can take it over."""
+    try:
+        marked = json.loads((out / ATTACHED).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    testbed = Testbed.attach(attach / STATE_FILE)
+    return marked == {"state": str(testbed.state.path), "created": testbed.state.created}
+
+
+def _recorded(out: Path) -> tuple[list[StepRecord], list[dict[str, object]]]:
+    """The step records (step-N.json, in order, up to the first missing) and the probe answers (probes.jsonl)
+    a controller wrote in `out`."""
+    records = []
+    while (path := out / f"step-{len(records)}.json").exists():
+        document = json.loads(path.read_text())
+        for key in ("predicted_delay_ms", "counters"):  # JSON object keys are strings; the chains are SPIs
+            document[key] = {int(chain): value for chain, value in document[key].items()}
+        records.append(StepRecord(**document))
+    probes = out / "probes.jsonl"
+    answers = [json.loads(line) for line in probes.read_text().splitlines()] if probes.exists() else []
+    return records, answers
 
 
 def _baseline(testbed: Testbed, loop: LiveLoop) -> None:
