@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 
 from bmv2_bed import in_netns, namespace
+from controller.testbed.processes import stop
 from hosts import vnf_service
 from hosts.control import ControlError, call
 from hosts.functions import IPV4_OFFSET, BadPacket, Color, ConfigError, Drop, InstanceSpec, MeterRates, RuleTable, ServicePath, \
@@ -528,13 +529,7 @@ def rack_servers(workdir: Path, count: int = 1) -> Iterator[tuple[str, list[Runn
         finally:
             for running in started:
                 running.wire.close()
-                if running.process.poll() is None:
-                    running.process.send_signal(signal.SIGTERM)
-                    try:
-                        running.process.wait(5)
-                    except subprocess.TimeoutExpired:
-                        running.process.kill()
-                        running.process.wait(5)
+                stop(running.process)
 
 
 def four_kinds(frame_size: int) -> tuple[dict[ServicePath, int], dict[int, InstanceSpec]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -26,6 +25,7 @@ import numpy as np
 import pytest
 
 from bmv2_bed import in_netns, namespace
+from controller.testbed.processes import stop
 from hosts.control import ControlError, call
 from controller.testbed.probes import ProbeLog, window_stats
 from hosts.probe_wire import HEADER, MAGIC, SNAP_LEN, Endpoints, Kind, Template, parse
@@ -79,13 +79,7 @@ def _start(name: str, netns: str, iface: str, gateway_mac: str, workdir: Path) -
 
 def _stop(agent: Agent) -> int:
     """SIGTERM, SIGKILL after 5 s; the exit code (of SIGTERM's handling when it exited by itself)."""
-    if agent.proc.poll() is None:
-        agent.proc.send_signal(signal.SIGTERM)
-        try:
-            agent.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            agent.proc.kill()
-            agent.proc.wait(5)
+    stop(agent.proc)
     return agent.proc.returncode
 
 

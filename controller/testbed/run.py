@@ -110,7 +110,7 @@ def _testbed(scenario: Scenario, out: Path, options: TestbedOptions, attach: Pat
         yield Testbed.attach(attach / STATE_FILE)
 
 
-ATTACHED = "testbed.json"
+ATTACHED = "attached.json"
 """In a run directory: the testbed the run drives (its state file and creation time), so that a restarted
 controller knows whether the steps recorded there are this testbed's."""
 
