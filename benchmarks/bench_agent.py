@@ -16,7 +16,7 @@ import time
 from controller.model.dataset import default_dataset
 from controller.model.evaluator import StepEvaluator
 from controller.model.scenario import load_scenario
-from controller.policies import Observation, make_policy
+from controller.policies import make_policy, observe, start_day
 from controller.rl.training import TrainConfig, train
 
 
@@ -31,10 +31,10 @@ def main() -> None:
     evaluator = StepEvaluator(dataset.substrate)
     times = []
     for workload in dataset.test:
-        policy.reset(dataset.substrate, workload)
+        start_day(policy, dataset.substrate, workload)
         placement, last = workload.initial_placement, None
         for step, hour in enumerate(dataset.hours):
-            obs = Observation(dataset.substrate, workload, step, hour, dataset.is_working_hour(hour), placement, last)
+            obs = observe(dataset.substrate, workload, step, hour, dataset.is_working_hour(hour), placement, last)
             start = time.perf_counter()
             decided = policy.decide(obs)
             times.append((time.perf_counter() - start) * 1000.0)

@@ -32,6 +32,7 @@ from controller.model.scenario import Scenario, load_scenario, preset_names
 from controller.model.topology import Topology, load_topology
 from controller.policies import policy_names
 from controller.policies.fixed_search import SEARCH as FIXED_SEARCH
+from controller.policies.schedule_search import SCHEDULE_SEARCH
 from controller.report import per_hour_table, to_csv, to_json
 from rdma_emulator import cli as emulator_cli
 from srem_formats.arguments import (OneLineParser, checked, host_port, non_negative_int, parse_address, positive_float,
@@ -39,6 +40,7 @@ from srem_formats.arguments import (OneLineParser, checked, host_port, non_negat
 from topologies import builtin_names
 
 if TYPE_CHECKING:  # the testbed's modules are imported by the commands that use them
+    from controller.model.workload import Placement
     from controller.testbed.network import Testbed, TestbedOptions
 
 T = TypeVar("T")
@@ -226,13 +228,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.agent == "best-fixed":
         _train_best_fixed(args)
         return
-    _refuse_flags(args, {"budget": "--budget", "sample": "--sample"}, f"by --agent {args.agent} (only by best-fixed)")
+    if args.agent == "best-schedule":
+        _train_best_schedule(args)
+        return
+    _refuse_flags(args, {"budget": "--budget", "sample": "--sample"},
+                  f"by --agent {args.agent} (only by best-fixed and best-schedule)")
     from controller.policies.ddqn_cm import ddqn_cm_config, ddqn_cm_reward
     from controller.rl.agent import TrainConfig
     from controller.rl.training import train
 
     overrides = {k: v for k, v in (("episodes", args.episodes), ("seed", args.seed), ("learning_rate", args.learning_rate),
-                                   ("discount", args.discount)) if v is not None}
+                                   ("discount", args.discount), ("features", args.features), ("teacher", args.teacher))
+                 if v is not None}
     if args.agent == "ddqn-cm":
         config, reward_fn = ddqn_cm_config(**overrides), ddqn_cm_reward
     else:
@@ -243,7 +250,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if not args.resume:
         _refuse_existing(out, args.force, directory=False, hint=", or --resume to continue it")
     dataset = _dataset(source, args)
-    _, run = train(dataset, config, checkpoint=out, resume=args.resume, reward_fn=reward_fn, progress=not args.quiet)
+    days = _teacher_days(dataset, config.teacher, config.demonstrations) if config.teacher else ()
+    _, run = train(dataset, config, checkpoint=out, resume=args.resume, reward_fn=reward_fn, progress=not args.quiet,
+                   teacher_days=days)
     done = len(run.rewards)
     tail = run.rewards[-max(done // 10, 1):]
     document = {"checkpoint": str(out), "episodes": done, "seconds": run.seconds,
@@ -251,6 +260,14 @@ def cmd_train(args: argparse.Namespace) -> None:
                 "final_reward": sum(tail) / len(tail) if tail else None, "rewards": run.rewards}
     text = f"wrote {out}: {done} episodes, mean reward of the last tenth {document['final_reward']:.3f}, {run.seconds:.0f} s"
     _emit(args, document, text)
+
+
+def _teacher_days(dataset: Dataset, spec: str, workloads: int) -> list[tuple[int, list[Placement]]]:
+    """The teacher's placements on the first training workloads (its policy made in one line or refused)."""
+    from controller.policies import make_policy
+    from controller.policies.fixed_search import policy_days
+
+    return list(enumerate(policy_days(dataset, make_policy(spec), dataset.split("train", workloads))))
 
 
 def _train_best_fixed(args: argparse.Namespace) -> None:
@@ -276,10 +293,7 @@ def _train_best_fixed(args: argparse.Namespace) -> None:
                            "sample": result.workloads, "seed": settings.seed,
                            "local_optimum": result.converged, "seconds": round(result.seconds, 1)}}
     document = placement_document(substrate, scenario, result.placement, **measured)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=1) + "\n")
-    os.replace(tmp, out)
+    _write_document(out, document)
     hosts = ", ".join(f"{k} {h}" for k, h in document["placement"].items())
     text = (f"wrote {out}: working-hours acceptance {result.score.acceptance:.3f}, cost per workload-day "
             f"{result.score.cost_per_workload_day:.3f} on {result.workloads} training workloads "
@@ -287,6 +301,48 @@ def _train_best_fixed(args: argparse.Namespace) -> None:
             f"{', a local optimum' if result.converged else ', budget spent'})\n  {hosts}\n"
             f"  use it with --policy fixed:{out}")
     _emit(args, {"placement_file": str(out), **{k: v for k, v in document.items() if k not in ("format", "version")}}, text)
+
+
+def _train_best_schedule(args: argparse.Namespace) -> None:
+    """Search the best schedule (a placement per step) on the training workloads and write it as a schedule file."""
+    from controller.policies.best_schedule import schedule_document
+    from controller.policies.schedule_search import search_with_progress
+
+    _refuse_flags(args, {"variant": "--variant", "episodes": "--episodes", "learning_rate": "--learning-rate",
+                         "discount": "--discount", "resume": "--resume"}, "by --agent best-schedule (a search, not training)")
+    settings = replace(SCHEDULE_SEARCH, **{k: v for k, v in (("budget", args.budget), ("sample", args.sample),
+                                                            ("seed", args.seed)) if v is not None})
+    source = _dataset_source(args)
+    scenario = _scenario_name(source)
+    out = Path(args.out or f"results/{experiments.safe_name(scenario)}-best-schedule.json")
+    if out.suffix != ".json":
+        raise SremError("a schedule file's name ends in .json (best-schedule:FILE.json reads it)", where="--out")
+    _refuse_existing(out, args.force, directory=False)
+    dataset = _dataset(source, args)
+    result = search_with_progress(dataset, settings, show=not args.quiet)
+    measured = {"acceptance_working_hours": result.score.acceptance, "cost_per_workload_day": result.score.cost_per_workload_day,
+                "search": {"start": result.start, "budget": settings.budget, "evaluations": result.evaluations,
+                           "sample": result.workloads, "screen": settings.screen, "seed": settings.seed,
+                           "local_optimum": result.converged, "seconds": round(result.seconds, 1),
+                           "starts": {label: {"acceptance_working_hours": score.acceptance,
+                                              "cost_per_workload_day": score.cost_per_workload_day}
+                                      for label, score in result.starts.items()}}}
+    document = schedule_document(dataset.substrate, scenario, dataset.hours, result.schedule, **measured)
+    _write_document(out, document)
+    text = (f"wrote {out}: working-hours acceptance {result.score.acceptance:.3f}, cost per workload-day "
+            f"{result.score.cost_per_workload_day:.3f} on {result.workloads} training workloads "
+            f"(from {result.start}, {result.evaluations} candidates judged in {result.seconds:.0f} s"
+            f"{', a local optimum' if result.converged else ', budget spent'})\n"
+            f"  use it with --policy best-schedule:{out}")
+    _emit(args, {"schedule_file": str(out), **{k: v for k, v in document.items() if k not in ("format", "version")}}, text)
+
+
+def _write_document(out: Path, document: dict[str, Any]) -> None:
+    """A JSON file written whole or not at all (a search interrupted leaves no half file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=1) + "\n")
+    os.replace(tmp, out)
 
 
 def _settings(args: argparse.Namespace, full: T, quick: T, **budgets: Any) -> tuple[T, dict[str, Any]]:
@@ -316,6 +372,9 @@ def _methods(args: argparse.Namespace, defaults: dict[str, str], dataset: Datase
         if name == "fixed":
             hint = (f"pass --policy '{label}=fixed:FILE' with a placement file searched on {scenario} "
                     f"(srem train --agent best-fixed --scenario {scenario})")
+        elif name == "best-schedule":
+            hint = (f"pass --policy '{label}=best-schedule:FILE' with a schedule file searched on {scenario} "
+                    f"(srem train --agent best-schedule --scenario {scenario})")
         else:
             hint = f"pass --policy '{label}={name}:CHECKPOINT' with a checkpoint trained on {scenario}"
         _note(f"{label} left out ({why}); to include it, {hint}")
@@ -345,14 +404,16 @@ def cmd_fig6(args: argparse.Namespace) -> None:
 
 
 def cmd_gap(args: argparse.Namespace) -> None:
-    settings, budgets = _settings(args, experiments.GAP, experiments.GAP_QUICK, limit=args.limit, time_limit_s=args.time_limit)
+    settings, budgets = _settings(args, experiments.GAP, experiments.GAP_QUICK, limit=args.limit, time_limit_s=args.time_limit,
+                                  day_time_limit_s=args.day_time_limit)
     scenario = load_scenario(settings.scenario)
     out = _output(args, "gap", scenario, budgets)
     dataset = default_dataset(scenario, progress=not args.quiet)
     methods = _methods(args, dict(settings.methods), dataset)
     with _results_dir(out) as staging:
-        result = experiments.optimality_gap(dataset, methods, settings.time_limit_s, settings.limit, staging, progress=not args.quiet)
-    _emit(args, {"out": str(out), **result.to_dict()}, result.markdown().rstrip() + f"\nwrote {out}/gap.csv, gap.md")
+        result = experiments.optimality_gap(dataset, methods, settings.time_limit_s, settings.limit, staging,
+                                            progress=not args.quiet, day_time_limit_s=settings.day_time_limit_s)
+    _emit(args, {"out": str(out), **result.to_dict()}, result.markdown().rstrip() + f"\nwrote {out}/gap.csv, gap-day.csv, gap.md")
 
 
 def cmd_p4_compile(args: argparse.Namespace) -> None:
@@ -640,11 +701,14 @@ def _experiment_parsers(sub: argparse._SubParsersAction, parents: list[argparse.
     p.add_argument("--limit", type=positive_int, default=None, help="the first N test workloads (default: all)")
     p.add_argument("--policy", type=labelled_policy, action="append", default=[], metavar="[LABEL=]SPEC", help=policy_help)
 
-    p = add("gap", cmd_gap, "every method's acceptance and cost against the exact optimum (ilp) of every step",
-            f"the first {gapq.limit} test workloads", gap.scenario)
+    p = add("gap", cmd_gap, "every method's acceptance and cost against the exact optimum (ilp) of every step and the "
+            "day-long optimum of every workload (an oracle with the whole day, started from its best method's day)",
+            f"the first {gapq.limit} test workloads, {gapq.day_time_limit_s:g} s per day-long optimum", gap.scenario)
     p.add_argument("--limit", type=positive_int, default=None, help="the first N test workloads (default: all)")
     p.add_argument("--time-limit", type=positive_float, default=None, metavar="SECONDS",
                    help=f"the exact solver's time limit per step (default {gap.time_limit_s:g})")
+    p.add_argument("--day-time-limit", type=positive_float, default=None, metavar="SECONDS",
+                   help=f"the day-long optimum's time limit per workload (default {gap.day_time_limit_s:g})")
     p.add_argument("--policy", type=labelled_policy, action="append", default=[], metavar="[LABEL=]SPEC", help=policy_help)
 
 
@@ -778,27 +842,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train", help="train the SR-EM agent (or the DDQN-CM baseline; checkpoints are resumable), or search "
-                       "the best fixed placement (--agent best-fixed)", parents=[json_flag, quiet_flag])
+                       "the best fixed placement (--agent best-fixed) or schedule (--agent best-schedule)",
+                       parents=[json_flag, quiet_flag])
     p.add_argument("--scenario", default=None, help="preset name or scenario YAML file (default: paper)")
     p.add_argument("--data", default=None, help="dataset directory (default: the scenario's cached dataset)")
-    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm", "best-fixed"],
+    p.add_argument("--agent", default="srem", choices=["srem", "ddqn-cm", "best-fixed", "best-schedule"],
                    help="default srem; best-fixed: local search for the one placement of every step with the best "
                         "working-hours acceptance (then least cost) on the training workloads, written as a placement file "
-                        "for --policy fixed:FILE")
+                        "for --policy fixed:FILE; best-schedule: the same for one placement per step, written as a "
+                        "schedule file for --policy best-schedule:FILE")
     p.add_argument("--variant", default=None, choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters (default hybrid)")
-    p.add_argument("--episodes", type=positive_int, default=None, help="episodes (default 5000; best-fixed: not used)")
+    p.add_argument("--episodes", type=positive_int, default=None,
+                   help="episodes (default 5000; best-fixed, best-schedule: not used)")
     p.add_argument("--seed", type=non_negative_int, default=None,
-                   help="seed of the network's initialisation, exploration and replay sampling; for best-fixed, of the "
+                   help="seed of the network's initialisation, exploration and replay sampling; for best-fixed and "
+                        "best-schedule, of the "
                         "workload sample and the search order (default 0)")
     p.add_argument("--learning-rate", type=positive_float, default=None, help="default 0.2 (the paper's)")
-    p.add_argument("--discount", type=unit_interval, default=None, help="default 0.3 (the paper's)")
+    p.add_argument("--discount", type=unit_interval, default=None, help="default 0.7 (the paper's: 0.3)")
+    p.add_argument("--features", default=None, choices=["paper", "schedule", "hosts"],
+                   help="SR-EM's state: the paper's, with the public schedule's busy flags, or with those and the model's "
+                        "estimate of every instance on every host (default paper)")
+    p.add_argument("--teacher", default=None, metavar="SPEC",
+                   help="a policy whose days on the training workloads SR-EM learns from, before and beside its own "
+                        "episodes (e.g. schedule-foresight; default none)")
     p.add_argument("--budget", type=positive_int, default=None,
-                   help=f"best-fixed: placements to evaluate at most (default {FIXED_SEARCH.budget})")
+                   help=f"best-fixed: placements to evaluate at most (default {FIXED_SEARCH.budget}); best-schedule: "
+                        f"candidates to judge at most (default {SCHEDULE_SEARCH.budget})")
     p.add_argument("--sample", type=positive_int, default=None,
-                   help=f"best-fixed: training workloads to judge them on (default {FIXED_SEARCH.sample})")
+                   help=f"best-fixed, best-schedule: training workloads to judge them on (default {FIXED_SEARCH.sample})")
     p.add_argument("--out", default=None,
                    help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt); for best-fixed the placement file "
-                        "(default results/SCENARIO-best-fixed.json)")
+                        "(default results/SCENARIO-best-fixed.json), for best-schedule the schedule file "
+                        "(default results/SCENARIO-best-schedule.json)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes")
     p.add_argument("--force", action="store_true", help="overwrite the checkpoint at --out (start afresh)")
     p.set_defaults(func=cmd_train)

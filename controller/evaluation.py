@@ -14,17 +14,17 @@ from controller.model.dataset import Dataset
 from controller.model.evaluator import Outcome, StepEvaluator, StepResult, host_kind_shares
 from controller.model.substrate import HostKind
 from controller.model.workload import Workload
-from controller.policies.base import Observation, Policy
+from controller.policies.base import Policy, observe, start_day
 
 
 def run_day(evaluator: StepEvaluator, dataset: Dataset, workload: Workload, policy: Policy) -> list[StepResult]:
     """One workload through all its steps: the policy decides, the evaluator judges, the placement carries over."""
-    policy.reset(evaluator.substrate, workload)
+    start_day(policy, evaluator.substrate, workload)
     placement = workload.initial_placement
     last: StepResult | None = None
     results = []
     for step, hour in enumerate(dataset.hours):
-        observation = Observation(evaluator.substrate, workload, step, hour, dataset.is_working_hour(hour), placement, last)
+        observation = observe(evaluator.substrate, workload, step, hour, dataset.is_working_hour(hour), placement, last)
         decided = tuple(int(h) for h in policy.decide(observation))
         try:
             last = evaluator.evaluate(workload, step, placement, decided)

@@ -280,11 +280,15 @@ class StepProgram:
     instance is in the switch's memory exactly as much as the sets holding it are chosen, at most one
     set is, and two instances attach to the switch together at most as much as the sets holding both
     (or servers behind it). With them the bound of that step rose to 10% below the optimum.
+
+    `previous` None and `prog` (exact_day.py): the step is one of a day's program, whose columns it
+    adds to `prog`; where each instance was before is decided there, so this step charges no move
+    itself (its deadline rows take each instance's move delay from `_move_terms`).
     """
 
-    def __init__(self, evaluator: StepEvaluator, workload: Workload, step: int, previous: Placement,
+    def __init__(self, evaluator: StepEvaluator, workload: Workload, step: int, previous: Placement | None,
                  weights: ObjectiveWeights, accept_all: bool = False, light: frozenset[tuple[int, int]] = frozenset(),
-                 colocation: bool = False) -> None:
+                 colocation: bool = False, prog: _Program | None = None) -> None:
         self.evaluator, self.workload, self.step, self.previous, self.weights = evaluator, workload, step, previous, weights
         self.accept_all = accept_all
         sub = evaluator.substrate
@@ -292,13 +296,14 @@ class StepProgram:
         self.geo = _geometry(sub)
         self.carried = weights.rejected_traffic == "carried"
         self.light = light if (self.carried or accept_all) else frozenset()
-        self.prog = _Program()
+        self.prog = prog if prog is not None else _Program()
         self.cost: Expr = {}
         self.group: dict[int, tuple[str, object]] = {}
         """Column -> a set of columns of which at most one is 1 (one instance's hosts, one pair's z or e)."""
         mask = capacities(sub).can_ever_hold()
         self.hosts = {k: [h for h in range(len(sub.hosts)) if mask[k, h]] for k in range(len(sub.instances))}
-        moves = {(k, h): evaluator.move(k, previous[k], h) for k, hosts in self.hosts.items() for h in hosts}
+        moves = {(k, h): evaluator.move(k, previous[k], h) if previous is not None else (None, 0.0, 0.0, 0.0)
+                 for k, hosts in self.hosts.items() for h in hosts}
         self.move_delay = {k: {h: moves[k, h][1] for h in hosts} for k, hosts in self.hosts.items()}
         self.move_cost = {k: {h: moves[k, h][2] + moves[k, h][3] for h in hosts} for k, hosts in self.hosts.items()}
         self.in_time = {r: self._hosts_in_time(req.rate_mbps[step], req.deadline_ms[step], chain, req.source, req.target)
@@ -421,6 +426,10 @@ class StepProgram:
             self.cost[col] = scale
         return col
 
+    def _move_terms(self, k: int) -> Expr:
+        """Eq. 13/14: the delay of instance k's move into its host, as an expression in the columns."""
+        return {self.x[k, h]: self.move_delay[k][h] for h in self.hosts[k]}
+
     def upper_bound(self, expr: Expr) -> float:
         """The largest value `expr` takes on any placement: at most one column of each group is 1."""
         best: dict[tuple[str, object], float] = {}
@@ -495,28 +504,33 @@ class StepProgram:
                 for s in self.attached[pair[0]] for t in self.attached[pair[1]]}
 
     def _hosts_in_time(self, rate: float, deadline: float, chain: Sequence[int], source: int, target: int) -> list[list[int]]:
-        """Per instance of the chain, the hosts on which the request can still meet its deadline and fit its capacity.
+        """Per instance of the chain, the hosts on which the request can still meet its deadline and fit its
+        capacity: where k's move there plus `delay_floor` is within the deadline."""
+        ok = []
+        for k, floor in zip(chain, self.delay_floor(rate, chain, source, target)):
+            ok.append([h for h, bound in floor.items() if self.move_delay[k][h] + bound <= deadline * (1.0 + 1e-9) and
+                       rate * chain.count(k) <= self.substrate.instance_capacity_mbps(k, h) * (1.0 + CAPACITY_EPSILON)])
+        return ok
 
-        A lower bound on the delay with instance k on host h: k's move and processing there, every other
-        instance on its fastest host without a move, and the least transmission from the source through
-        h's node to the target (shortest paths in 1/B and in g separately: every chain of virtual links
-        through that node is at least that long)."""
+    def delay_floor(self, rate: float, chain: Sequence[int], source: int, target: int) -> list[dict[int, float]]:
+        """Per instance k of the chain and host h: a lower bound on the request's delay with k on h, but for k's move.
+
+        k's processing there, every other instance on its fastest host without a move, and the least
+        transmission from the source through h's node to the target (shortest paths in 1/B and in g
+        separately: every chain of virtual links through that node is at least that long)."""
         ev, geo = self.evaluator, self.geo
         proc = [{h: processing_delay_ms(rate, [ev.per_mb_delay[k][h]]) for h in self.hosts[k]} for k in chain]
         fastest = sum(min(p.values()) for p in proc)
         inv, prop = geo.shortest_inverse, geo.shortest_propagation
-        ok = []
+        floors = []
         for j, k in enumerate(chain):
-            hosts = []
+            floor = {}
             for h in self.hosts[k]:
                 n = self.node(h)
                 trans = rate * (inv[source, n] + inv[n, target]) + prop[source, n] + prop[n, target]
-                bound = self.move_delay[k][h] + proc[j][h] + fastest - min(proc[j].values()) + trans
-                if bound <= deadline * (1.0 + 1e-9) and \
-                        rate * chain.count(k) <= self.substrate.instance_capacity_mbps(k, h) * (1.0 + CAPACITY_EPSILON):
-                    hosts.append(h)
-            ok.append(hosts)
-        return ok
+                floor[h] = proc[j][h] + fastest - min(proc[j].values()) + trans
+            floors.append(floor)
+        return floors
 
     def _request_rows(self) -> None:
         sub, prog, ev, step, geo = self.substrate, self.prog, self.evaluator, self.step, self.geo
@@ -564,16 +578,16 @@ class StepProgram:
             light_delays = [self._core_values(pair, core_delay) for pair in light]
             # Eq. 17: the reconfiguration delay is the slowest move of the chain, so each instance that may
             # move slowly has its own deadline row; big-M is the largest delay that row can reach.
-            moves = [{self.x[k, h]: self.move_delay[k][h] for h in self.hosts[k]} for k in sorted(set(chain))]
+            moves = [self._move_terms(k) for k in sorted(set(chain))]
             reach = self.upper_bound(delay) + sum(max(v.values(), default=0.0) for v in light_delays)
-            slowest = [max(m.values()) for m in moves]
+            slowest = [self.upper_bound(m) for m in moves]
             if light_delays and reach + max(slowest) > deadline:  # a row will need the light pairs' delays
                 for pair, values in zip(light, light_delays):
                     col = self._light_column(pair, values, cost=False)
                     if col is not None:
                         delay[col] = max(values.values())
             rows = []
-            for move in [m for m in moves if max(m.values()) > 0.0] or [{}]:
+            for move in [m for m in moves if self.upper_bound(m) > 0.0] or [{}]:
                 expr = dict(delay)
                 for col, v in move.items():
                     expr[col] = expr.get(col, 0.0) + v
@@ -699,9 +713,17 @@ class StepProgram:
         leaves out, a request of `accepted` it cannot accept, with `carried` more traffic than a link
         holds). Without `accepted`, requests are admitted in id order, each when all its deadline
         rows hold and its instances' capacity (and with `dropped` its links) still has room for it."""
-        if placement_errors(self.substrate, placement) or any((k, h) not in self.x for k, h in enumerate(placement)):
-            return None
         values = np.zeros(len(self.prog.lower))
+        if not self.fill(placement, values, accepted) or self.prog.worst_violation(values) > FEASIBILITY_TOLERANCE:
+            return None
+        return _Start(tuple(placement), values, self.accepted(values), self.value(self.cost, values))
+
+    def fill(self, placement: Placement, values: np.ndarray, accepted: Iterable[int] | None = None) -> bool:
+        """Set this step's columns in `values` to `placement` as `start` does (the columns of `_move_terms`
+        set already); False when it is not a solution of the step. Only the step's admission is checked
+        here: `start` then checks every row."""
+        if placement_errors(self.substrate, placement) or any((k, h) not in self.x for k, h in enumerate(placement)):
+            return False
         for k, h in enumerate(placement):
             values[self.x[k, h]] = 1.0
         geo = self.geo
@@ -719,11 +741,11 @@ class StepProgram:
                              is not HostKind.SERVER and any(k in c for c in cols))
             if held:
                 if held not in cols:
-                    return None
+                    return False
                 values[cols[held]] = 1.0
         chosen = None if accepted is None else set(accepted)
         if chosen is not None and (not chosen <= set(self.open) or (self.accept_all and chosen != set(self.open))):
-            return None
+            return False
         load: dict[int, float] = {}
         link_load = [0.0] * len(self.substrate.links)
         for r in self.open:
@@ -736,7 +758,7 @@ class StepProgram:
                       and all(link_load[l] + rate * n <= self.evaluator.link_capacity[l] for l, _, n in crossings))
             wanted = (r in chosen) if chosen is not None else (accept or self.accept_all)
             if wanted and not accept:
-                return None
+                return False
             if not wanted:
                 continue
             if r in self.y:
@@ -749,9 +771,7 @@ class StepProgram:
             if r in self.bandwidth:
                 b, expr = self.bandwidth[r]
                 values[b] = self.value(expr, values)
-        if self.prog.worst_violation(values) > FEASIBILITY_TOLERANCE:
-            return None
-        return _Start(tuple(placement), values, self.accepted(values), self.value(self.cost, values))
+        return True
 
     def placement_of(self, values: np.ndarray) -> Placement:
         placement = [0] * len(self.hosts)

@@ -1,5 +1,5 @@
 """The paper's experiments: Fig. 5 (how SR-EM learns with each filter variant), Fig. 6 (acceptance, cost and
-placement per hour) and the gap of every method to the exact optimum.
+placement per hour) and the gap of every method to the exact optima (per step, and over the day).
 
 Each experiment owns its defaults - a frozen dataclass per experiment, with a full and a quick
 (`--quick`) set of values - so the CLI only maps flags onto them. Each writes CSV, a markdown table and
@@ -29,22 +29,27 @@ from controller.evaluation import EvaluationReport, evaluate_policy
 from controller.filter_stats import FilterRemoval, filter_removal
 from controller.intervals import mean_ci95
 from controller.model.dataset import Dataset
-from controller.model.evaluator import StepResult
+from controller.model.evaluator import StepEvaluator, StepResult
 from controller.model.feasibility import capacities
 from controller.model.substrate import HostKind
+from controller.model.workload import Placement
 from controller.policies import Policy, make_policy
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from controller.exact_day import DaySolution
     from controller.learning_curve import LearningRun
 
 METHODS: Mapping[str, str] = {"SR-EM": "srem", "LAG": "lag", "DDQN-CM": "ddqn-cm", "RANDOM": "random", "static": "static",
-                               "greedy-slack": "greedy-slack", "best-fixed": "fixed:best"}
-"""The paper's comparison and two EM-aware baselines it did not have, label -> policy spec. `srem` and
-`ddqn-cm` load the checkpoints, `fixed:best` the placement file (controller/policies/trained/), shipped
-for the `paper` scenario's network; on another network they need one made for it."""
+                               "greedy-slack": "greedy-slack", "best-fixed": "fixed:best",
+                               "schedule-foresight": "schedule-foresight", "best-schedule": "best-schedule"}
+"""The paper's comparison and the EM-aware baselines it did not have, label -> policy spec (schedule-foresight
+also reads the public schedule of service classes; best-schedule is one placement per step, searched on
+training workloads). `srem` and `ddqn-cm` load the checkpoints, `fixed:best` and `best-schedule` their files
+(controller/policies/trained/), shipped for the `paper` scenario's network; on another network they need
+ones made for it."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class Fig6Settings:
 
 @dataclass(frozen=True)
 class GapSettings:
-    """Every method's acceptance and cost against the exact optimum (`ilp`) of every step."""
+    """Every method's acceptance and cost against the exact optimum (`ilp`) of every step and the day-long optimum
+    of every workload (controller/exact_day.py)."""
 
     scenario: str = "small"
     """The MILP of a `paper` step does not solve within minutes (README, "Exact optimum")."""
@@ -92,15 +98,20 @@ class GapSettings:
     """The first N test workloads; None: all."""
     time_limit_s: float = 60.0
     """The solver's time limit per step."""
+    day_time_limit_s: float = 120.0
+    """The day-long optimum's time limit per workload (controller/exact_day.py; on `paper` its program has
+    about 88,000 columns and 40,000 rows)."""
     methods: Mapping[str, str] = field(default_factory=lambda: dict(METHODS))
 
 
 FIG5, FIG5_QUICK = Fig5Settings(), Fig5Settings(scenario="small", episodes=60, seeds=3)
 FIG6, FIG6_QUICK = Fig6Settings(), Fig6Settings(limit=30)
-GAP, GAP_QUICK = GapSettings(), GapSettings(limit=2)
+GAP, GAP_QUICK = GapSettings(), GapSettings(limit=2, day_time_limit_s=30.0)
 FIG5_VARIANTS = ("static", "dynamic", "hybrid")
 OPTIMUM = "optimum"
 """The exact solver's label in the gap report."""
+DAY_OPTIMUM = "day-optimum"
+"""The day-long optimum's label in the gap report (an oracle with the whole day: controller/exact_day.py)."""
 
 
 def safe_name(text: str) -> str:
@@ -157,10 +168,6 @@ def bind_methods(dataset: Dataset, methods: Mapping[str, str], given: Collection
             continue
         bound.append(Method(label, spec, policy))
     return Methods(bound, left_out)
-
-
-def _evaluate_all(dataset: Dataset, methods: Sequence[Method], limit: int | None, progress: bool) -> dict[str, EvaluationReport]:
-    return {m.label: evaluate_policy(dataset, m.policy, "test", limit, progress, spec=m.spec) for m in methods}
 
 
 def _left_out_markdown(left_out: Mapping[str, str]) -> list[str]:
@@ -611,12 +618,37 @@ class GapRow:
     requests_total: int
     accepted_total: int
     acceptance_ratio: float
+    working_hours_acceptance: float
+    """acceptance_ratio over the working-hours steps alone."""
     acceptance_gap: float
-    """acceptance_ratio minus the optimum's (-0.136: 13.6 percentage points below it)."""
+    """acceptance_ratio minus the per-step optimum's (-0.136: 13.6 percentage points below it)."""
     cost_per_workload_day: float
     """Mean over the workloads of a day's total cost (eq. 1 summed over the steps)."""
     cost_gap_relative: float
-    """cost_per_workload_day over the optimum's, minus 1 (+0.225: 22.5% dearer)."""
+    """cost_per_workload_day over the per-step optimum's, minus 1 (+0.225: 22.5% dearer)."""
+    day_acceptance_gap: float
+    """acceptance_ratio minus the day-long optimum's (the best day it found, judged by the evaluator)."""
+    day_ceiling_gap: float
+    """acceptance_ratio minus the day-long optimum's ceiling (its proven bound on accepted requests over all requests)."""
+    day_cost_gap_relative: float
+    """cost_per_workload_day over the day-long optimum's, minus 1."""
+
+
+@dataclass(frozen=True)
+class DayOptimumRow:
+    """The day-long optimum of one workload (gap-day.csv)."""
+
+    workload: int
+    status: str
+    accepted: int
+    accepted_bound: float
+    mip_gap: float
+    """Relative gap of the acceptance phase: (bound - the program's accepted) / bound."""
+    cost: float
+    start: str
+    """The method whose day it started from (the most accepted on this workload, then the cheapest)."""
+    start_accepted: int
+    seconds: float
 
 
 @dataclass
@@ -626,54 +658,132 @@ class GapResult:
     time_limit_s: float
     steps: int
     steps_optimal: int
-    """Steps the solver proved optimal within the time limit."""
+    """Steps the per-step solver proved optimal within the time limit."""
+    day_time_limit_s: float
+    day_workloads_optimal: int
+    """Workloads whose day-long optimum was proven within its time limit."""
+    day_acceptance_ceiling: float
+    """The day-long optimum's proven bounds summed, over all requests: no method can accept more (on the
+    program's model, exact_day.py)."""
+    day_mip_gap_mean: float
+    """Mean over the workloads of the day-long optimum's acceptance MIP gap."""
     rows: list[GapRow]
-    """Every method, the optimum last."""
+    """Every method, then the per-step optimum and the day-long optimum."""
+    days: list[DayOptimumRow]
     left_out: dict[str, str]
 
     def markdown(self) -> str:
-        lines = [f"Gap to the exact optimum on {self.scenario} ({self.workloads} test workloads; "
-                 f"{self.steps_optimal} of {self.steps} steps proven optimal within {self.time_limit_s:g} s)", "",
-                 "| method | acceptance | acceptance gap | cost per workload-day | cost gap (relative) |", "|---|---|---|---|---|"]
-        lines += [f"| {r.label} | {r.acceptance_ratio:.3f} | {r.acceptance_gap:+.3f} | {r.cost_per_workload_day:.3f} | "
-                  f"{r.cost_gap_relative:+.1%} |" for r in self.rows]
+        lines = [f"Gap to the exact optima on {self.scenario} ({self.workloads} test workloads). Per step: "
+                 f"{self.steps_optimal} of {self.steps} steps proven optimal within {self.time_limit_s:g} s. Day-long "
+                 f"(an oracle with the whole day, started from each workload's best method): {self.day_workloads_optimal} "
+                 f"of {self.workloads} days proven within {self.day_time_limit_s:g} s, acceptance ceiling "
+                 f"{self.day_acceptance_ceiling:.3f}, mean MIP gap {self.day_mip_gap_mean:.2%}", "",
+                 "| method | acceptance | working hours | gap to per-step optimum | gap to day optimum | gap to day ceiling "
+                 "| cost per workload-day | cost vs per-step optimum | cost vs day optimum |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r.label} | {r.acceptance_ratio:.3f} | {r.working_hours_acceptance:.3f} | {r.acceptance_gap:+.3f} | "
+                  f"{r.day_acceptance_gap:+.3f} | {r.day_ceiling_gap:+.3f} | {r.cost_per_workload_day:.3f} | "
+                  f"{r.cost_gap_relative:+.1%} | {r.day_cost_gap_relative:+.1%} |" for r in self.rows]
         return "\n".join(lines + _left_out_markdown(self.left_out)) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "workloads": self.workloads, "time_limit_s": self.time_limit_s,
-                "steps": self.steps, "steps_optimal": self.steps_optimal,
+                "steps": self.steps, "steps_optimal": self.steps_optimal, "day_time_limit_s": self.day_time_limit_s,
+                "day_workloads_optimal": self.day_workloads_optimal, "day_acceptance_ceiling": self.day_acceptance_ceiling,
+                "day_mip_gap_mean": self.day_mip_gap_mean,
                 "methods": {r.label: {k: v for k, v in asdict(r).items() if k != "label"} for r in self.rows},
-                "left_out": self.left_out}
+                "days": [asdict(d) for d in self.days], "left_out": self.left_out}
+
+
+@dataclass(frozen=True)
+class _Day:
+    """One method's day on one workload, as the evaluator judged it."""
+
+    placements: tuple[Placement, ...]
+    accepted: int
+    cost: float
+
+
+def _evaluate_keeping_days(dataset: Dataset, methods: Sequence[Method], limit: int | None,
+                           progress: bool) -> tuple[dict[str, EvaluationReport], dict[str, list[_Day]]]:
+    """`evaluate_policy` for every method, keeping each workload's day (the day-long optimum starts from the best)."""
+    reports, days = {}, {}
+    for m in methods:
+        kept: list[_Day] = days.setdefault(m.label, [])
+
+        def keep(results: list[StepResult], kept: list[_Day] = kept) -> None:
+            kept.append(_Day(tuple(r.placement for r in results), sum(r.accepted for r in results),
+                             sum(r.cost.total for r in results)))
+
+        reports[m.label] = evaluate_policy(dataset, m.policy, "test", limit, progress, spec=m.spec, on_day=keep)
+    return reports, days
+
+
+def _day_optima(dataset: Dataset, days: Mapping[str, list[_Day]], time_limit_s: float, limit: int | None,
+                progress: bool) -> tuple[list[DaySolution], list[str]]:
+    """The day-long optimum of every test workload, each started from the best method's day on it; and those methods."""
+    from controller.exact_day import solve_day
+
+    evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
+    solutions, starts = [], []
+    workloads = dataset.split("test", limit)
+    for i, workload in enumerate(tqdm(workloads, desc="day-long optimum", unit="workload", disable=not progress or None)):
+        label = max(days, key=lambda m: (days[m][i].accepted, -days[m][i].cost))
+        solutions.append(solve_day(evaluator, workload, time_limit_s, days[label][i].placements))
+        starts.append(label)
+    return solutions, starts
 
 
 def optimality_gap(dataset: Dataset, methods: Methods, time_limit_s: float, limit: int | None, out: Path,
-                   progress: bool = True) -> GapResult:
-    """Each method's acceptance and cost against the exact optimum (`ilp`) over the test split; writes gap.csv and gap.md."""
+                   progress: bool = True, day_time_limit_s: float = GAP.day_time_limit_s) -> GapResult:
+    """Each method's acceptance and cost against the per-step optimum (`ilp`) and the day-long optimum
+    (controller/exact_day.py) over the test split; writes gap.csv, gap-day.csv and gap.md."""
     spec = f"ilp:{time_limit_s:g}"
     ilp = make_policy(spec)
-    reports = _evaluate_all(dataset, [*methods.bound, Method(OPTIMUM, spec, ilp)], limit, progress)
+    reports, days = _evaluate_keeping_days(dataset, [*methods.bound, Method(OPTIMUM, spec, ilp)], limit, progress)
     statuses = [s.status for s in ilp.solutions]  # type: ignore[attr-defined]
+    solutions, starts = _day_optima(dataset, days, day_time_limit_s, limit, progress)
+    working = [t for t, hour in enumerate(dataset.hours) if dataset.is_working_hour(hour)]
 
-    def totals(report: EvaluationReport) -> tuple[int, int, float]:
+    def totals(report: EvaluationReport) -> tuple[int, int, float, float]:
+        work = [h for h in report.per_hour if h.working_hours]
         return (sum(h.requests for h in report.per_hour), sum(h.accepted for h in report.per_hour),
-                sum(h.cost_total for h in report.per_hour))
+                sum(h.cost_total for h in report.per_hour), sum(h.accepted for h in work) / max(sum(h.requests for h in work), 1))
 
-    best_requests, best_accepted, best_cost = totals(reports[OPTIMUM])
-    best_acceptance = best_accepted / max(best_requests, 1)
+    day_requests = sum(len(r.requests) for s in solutions for r in s.results)
+    day_work = sum(len(s.results[t].requests) for s in solutions for t in working)
+    day_totals = (day_requests, sum(s.accepted for s in solutions), float(np.mean([s.cost for s in solutions])),
+                  sum(s.accepted_at(working) for s in solutions) / max(day_work, 1))
+    every = {label: totals(report) for label, report in reports.items()} | {DAY_OPTIMUM: day_totals}
+    specs = {label: report.spec for label, report in reports.items()} | {DAY_OPTIMUM: f"{DAY_OPTIMUM}:{day_time_limit_s:g}"}
+    step_requests, step_accepted, step_cost, _ = every[OPTIMUM]
+    step_acceptance = step_accepted / max(step_requests, 1)
+    day_acceptance = day_totals[1] / max(day_requests, 1)
+    ceiling = sum(s.accepted_bound for s in solutions) / max(day_requests, 1)
     rows = []
-    for label, report in reports.items():
-        requests, accepted, cost = totals(report)
+    for label, (requests, accepted, cost, work) in every.items():
         acceptance = accepted / max(requests, 1)
-        rows.append(GapRow(label, report.spec, requests, accepted, acceptance, acceptance - best_acceptance, cost,
-                           cost / best_cost - 1 if best_cost else 0.0))
+        rows.append(GapRow(label, specs[label], requests, accepted, acceptance, work, acceptance - step_acceptance, cost,
+                           cost / step_cost - 1 if step_cost else 0.0, acceptance - day_acceptance, acceptance - ceiling,
+                           cost / day_totals[2] - 1 if day_totals[2] else 0.0))
+    day_rows = [DayOptimumRow(w.id, s.status, s.accepted, s.accepted_bound, s.accepted_gap, s.cost, start, s.start_accepted,
+                              s.seconds) for w, s, start in zip(dataset.split("test", limit), solutions, starts)]
     result = GapResult(dataset.manifest.scenario, reports[OPTIMUM].workloads, time_limit_s, len(statuses),
-                       statuses.count("optimal"), rows, methods.left_out)
+                       statuses.count("optimal"), day_time_limit_s, sum(s.status == "optimal" for s in solutions), ceiling,
+                       float(np.mean([s.accepted_gap for s in solutions])), rows, day_rows, methods.left_out)
     with open(out / "gap.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["policy", "spec", "requests_total", "accepted_total", "acceptance_ratio", "acceptance_gap",
-                         "cost_per_workload_day", "cost_gap_relative"])
+        writer.writerow(["policy", "spec", "requests_total", "accepted_total", "acceptance_ratio", "working_hours_acceptance",
+                         "acceptance_gap", "cost_per_workload_day", "cost_gap_relative", "day_acceptance_gap",
+                         "day_ceiling_gap", "day_cost_gap_relative"])
         writer.writerows([r.label, r.spec, r.requests_total, r.accepted_total, f"{r.acceptance_ratio:.4f}",
-                          f"{r.acceptance_gap:.4f}", f"{r.cost_per_workload_day:.4f}", f"{r.cost_gap_relative:.4f}"]
-                         for r in rows)
+                          f"{r.working_hours_acceptance:.4f}", f"{r.acceptance_gap:.4f}", f"{r.cost_per_workload_day:.4f}",
+                          f"{r.cost_gap_relative:.4f}", f"{r.day_acceptance_gap:.4f}", f"{r.day_ceiling_gap:.4f}",
+                          f"{r.day_cost_gap_relative:.4f}"] for r in rows)
+    with open(out / "gap-day.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["workload", "status", "accepted", "accepted_bound", "mip_gap", "cost", "start", "start_accepted",
+                         "seconds"])
+        writer.writerows([d.workload, d.status, d.accepted, f"{d.accepted_bound:g}", f"{d.mip_gap:.4f}", f"{d.cost:.4f}",
+                          d.start, d.start_accepted, f"{d.seconds:.1f}"] for d in day_rows)
     (out / "gap.md").write_text(result.markdown())
     return result

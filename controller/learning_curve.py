@@ -64,7 +64,7 @@ def learning_run(dataset: Dataset, variant: str, seed: int, episodes: int, every
         networks[done] = {name: tensor.clone() for name, tensor in agent.net.state_dict().items()}
 
     agent, run = train(dataset, config, progress=progress, on_checkpoint=keep)
-    env = SremEnv(dataset, "test", limit=test_workloads)
+    env = SremEnv(dataset, "test", limit=test_workloads, encoder=agent.encoder)
     checkpoints, rewards, acceptance = [], [], []
     for episode, network in sorted(networks.items()):
         agent.net.load_state_dict(network)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
@@ -21,9 +22,20 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _UnbrokenNames(argparse.HelpFormatter):
+    """Help wrapped between words only: a name such as `schedule-foresight` is never split at its hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with one-line errors (`PROGRAM: error: --FLAG: WHAT`), and unknown flags refused by the
-    command they were given to."""
+    """argparse with one-line errors (`PROGRAM: error: --FLAG: WHAT`), unknown flags refused by the
+    command they were given to, and help that never splits a hyphenated name."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _UnbrokenNames)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
         where, what = self.prog, message

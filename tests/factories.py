@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.model.substrate import Substrate, substrate_from_dict
-from controller.model.workload import Request, Workload
+from controller.model.workload import Request, Schedule, Workload
 
 
 def topology_dict(switches: list[str], servers: list[str], links: list[tuple[str, str, float, float]]) -> dict[str, Any]:
@@ -54,16 +54,24 @@ def substrate(topology: dict[str, Any], vnfs: list[dict[str, Any]], link_prices:
     return substrate_from_dict(data, "<test>")
 
 
+def one_class(requests: int, steps: int, busy: frozenset[int] = frozenset()) -> Schedule:
+    """Every request in one service class, busy at `busy`."""
+    return Schedule(("all",), (busy,), (0,) * requests, steps)
+
+
 def workload(sub: Substrate, requests: list[tuple[list[str], str, str, list[float], list[float]]],
-             placement: dict[str, str], assignment: list[list[str]] | None = None) -> Workload:
-    """requests: (chain of type names, source, target, rate per step, deadline per step); instances default to #0."""
+             placement: dict[str, str], assignment: list[list[str]] | None = None,
+             schedule: Schedule | None = None) -> Workload:
+    """requests: (chain of type names, source, target, rate per step, deadline per step); instances default to #0;
+    schedule: default one class, never busy."""
     reqs, assigned = [], []
     for rid, (chain, src, dst, rates, deadlines) in enumerate(requests):
         types = tuple(sub.type_index[t] for t in chain)
         reqs.append(Request(rid, types, sub.node_index[src], sub.node_index[dst], tuple(rates), tuple(deadlines)))
         names = assignment[rid] if assignment else [f"{t}#0" for t in chain]
         assigned.append(tuple(sub.instance_index[n] for n in names))
-    return Workload(0, tuple(reqs), placement_of(sub, placement), tuple(assigned))
+    steps = len(requests[0][3]) if requests else 0
+    return Workload(0, tuple(reqs), placement_of(sub, placement), tuple(assigned), schedule or one_class(len(reqs), steps))
 
 
 def placement_of(sub: Substrate, hosts: dict[str, str]) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ from controller.model.feasibility import capacities, place_one_by_one
 from controller.model.scenario import PRESET_DIR, scenario_from_dict
 from controller.model.substrate import HostKind, substrate_hash
 from controller.model.workload import Request, Workload
-from controller.policies import Observation, make_policy
+from controller.policies import make_policy, observe, start_day
 from controller.policies.fixed import load_placement, placement_document, simple_forms, simple_placement
 from controller.policies.fixed_search import SearchSettings, search_fixed
 
@@ -33,8 +33,8 @@ LINKS = [("s1", "s2", 40.0, 0.1), ("s1", "m1", 40.0, 0.1), ("s2", "m2", 40.0, 0.
 
 
 def decide(policy, sub, wl, step, placement):  # type: ignore[no-untyped-def]
-    policy.reset(sub, wl)
-    return policy.decide(Observation(sub, wl, step, 10, True, placement, None))
+    start_day(policy, sub, wl)
+    return policy.decide(observe(sub, wl, step, 10, True, placement, None))
 
 
 # --- greedy-slack ----------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_greedy_slack_respects_storage_and_rdma_tables_where_they_bind(em, lm, t
         host = next(iter(overloaded))
         start[start.index(host)] = server
     start = tuple(start)
-    wl = Workload(0, tuple(requests), start, assignment)
+    wl = Workload(0, tuple(requests), start, assignment, f.one_class(len(requests), 1))
     placement = decide(make_policy("greedy-slack"), sub, wl, 0, start)
     assert storage_violations(sub, placement) == {}
     assert StepEvaluator(sub).evaluate(wl, 0, start, placement).feasible
@@ -107,7 +107,7 @@ def test_greedy_slack_keeps_the_deadline_where_only_em_can() -> None:
     assert evaluator.evaluate(wl, 0, wl.initial_placement, working).accepted == 1
     assert evaluator.evaluate(wl, 0, wl.initial_placement, wl.initial_placement).accepted == 0
     # In the evening (0.2 Mbps, 80 ms) every host keeps the deadline: the cheapest, a server, and moving there is free.
-    evening = policy.decide(Observation(sub, wl, 1, 16, False, working, None))
+    evening = policy.decide(observe(sub, wl, 1, 16, False, working, None))
     assert sub.hosts[evening[0]].kind is HostKind.SERVER
 
 
@@ -123,11 +123,11 @@ def test_greedy_slack_decides_a_paper_step_well_under_100_ms(paper_dataset) -> N
     policy.bind(paper_dataset.substrate)
     took = []
     for wl in paper_dataset.test[:2]:
-        policy.reset(paper_dataset.substrate, wl)
+        start_day(policy, paper_dataset.substrate, wl)
         placement = wl.initial_placement
         for step, hour in enumerate(paper_dataset.hours):
             began = time.perf_counter()
-            placement = policy.decide(Observation(paper_dataset.substrate, wl, step, hour, paper_dataset.is_working_hour(hour),
+            placement = policy.decide(observe(paper_dataset.substrate, wl, step, hour, paper_dataset.is_working_hour(hour),
                                                   placement, None))
             took.append(time.perf_counter() - began)
     assert statistics.median(took) < 0.1

@@ -50,7 +50,8 @@ def test_an_experiment_refuses_flags_it_does_not_use(capsys, in_tmp, experiment:
 def test_defaults_live_with_the_experiments():
     assert not hasattr(cli, "FIG6_POLICIES")
     assert dict(experiments.FIG6.methods) == dict(experiments.GAP.methods) == dict(experiments.METHODS)
-    assert list(experiments.METHODS) == ["SR-EM", "LAG", "DDQN-CM", "RANDOM", "static", "greedy-slack", "best-fixed"]
+    assert list(experiments.METHODS) == ["SR-EM", "LAG", "DDQN-CM", "RANDOM", "static", "greedy-slack", "best-fixed",
+                                         "schedule-foresight", "best-schedule"]
     assert (experiments.FIG5.scenario, experiments.FIG5.seeds, experiments.FIG5.test_workloads) == ("paper", 3, 50)
     assert (experiments.FIG5_QUICK.scenario, experiments.FIG5_QUICK.seeds) == ("small", 3)
     assert (experiments.FIG6_QUICK.limit, experiments.GAP.scenario) == (30, "small")
@@ -69,14 +70,15 @@ def test_shipped_checkpoints_join_on_paper_and_are_left_out_elsewhere(paper_data
     on_paper = experiments.bind_methods(paper_dataset, experiments.GAP.methods, given=())
     assert [m.label for m in on_paper.bound] == list(experiments.METHODS) and not on_paper.left_out
     on_small = experiments.bind_methods(small_dataset, experiments.GAP.methods, given=())
-    assert [m.label for m in on_small.bound] == ["LAG", "RANDOM", "static", "greedy-slack"]
-    assert set(on_small.left_out) == {"SR-EM", "DDQN-CM", "best-fixed"} and "paper-hybrid.pt" in on_small.left_out["SR-EM"]
+    assert [m.label for m in on_small.bound] == ["LAG", "RANDOM", "static", "greedy-slack", "schedule-foresight"]
+    assert set(on_small.left_out) == {"SR-EM", "DDQN-CM", "best-fixed", "best-schedule"} and "paper-hybrid.pt" in on_small.left_out["SR-EM"]
+    assert "paper-best-schedule.json" in on_small.left_out["best-schedule"]
     assert "paper-best-fixed.json" in on_small.left_out["best-fixed"] and "another network" in on_small.left_out["best-fixed"]
     with pytest.raises(SremError):  # a method the user names must fit
         experiments.bind_methods(small_dataset, {"SR-EM": "srem"}, given=("SR-EM",))
     mine = experiments.bind_methods(small_dataset, {**experiments.METHODS, "SR-EM": f"srem:{small_checkpoint}"}, given=("SR-EM",))
-    assert [m.label for m in mine.bound] == ["SR-EM", "LAG", "RANDOM", "static", "greedy-slack"]
-    assert set(mine.left_out) == {"DDQN-CM", "best-fixed"}
+    assert [m.label for m in mine.bound] == ["SR-EM", "LAG", "RANDOM", "static", "greedy-slack", "schedule-foresight"]
+    assert set(mine.left_out) == {"DDQN-CM", "best-fixed", "best-schedule"}
 
 
 def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_checkpoint):
@@ -84,20 +86,21 @@ def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_
     status, out, err = run(capsys, *args, "--json")
     assert status == 0, err
     doc = json.loads(out)
-    assert list(doc["policies"]) == ["SR-EM", "LAG", "RANDOM", "static", "greedy-slack"]
-    assert list(doc["left_out"]) == ["DDQN-CM", "best-fixed"]
+    assert list(doc["policies"]) == ["SR-EM", "LAG", "RANDOM", "static", "greedy-slack", "schedule-foresight"]
+    assert list(doc["left_out"]) == ["DDQN-CM", "best-fixed", "best-schedule"]
     assert doc["policies"]["SR-EM"]["spec"] == f"srem:{small_checkpoint}" and doc["policies"]["SR-EM"]["policy"] == "srem"
     assert doc["policies"]["LAG"]["workloads"] == 2
     notes = err.strip().splitlines()
-    assert len(notes) == 2 and notes[0].startswith("srem: note: DDQN-CM left out") and "--policy 'DDQN-CM=ddqn-cm:CHECKPOINT'" in notes[0]
+    assert len(notes) == 3 and notes[0].startswith("srem: note: DDQN-CM left out") and "--policy 'DDQN-CM=ddqn-cm:CHECKPOINT'" in notes[0]
     assert notes[1].startswith("srem: note: best-fixed left out") and "--policy 'best-fixed=fixed:FILE'" in notes[1]
+    assert notes[2].startswith("srem: note: best-schedule left out") and "--policy 'best-schedule=best-schedule:FILE'" in notes[2]
     assert "srem train --agent best-fixed --scenario small" in notes[1]
     out_dir = in_tmp / doc["out"]
     assert doc["out"] == "results/" + "-".join(["fig6-small", experiments.safe_name(f"SR-EM=srem:{small_checkpoint}"), "limit2"])
     assert set(_files(out_dir)) == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
     _assert_pngs(out_dir, "fig6a.png", "fig6b.png", "fig6c.png")
     rows = list(csv.DictReader((out_dir / "fig6.csv").open()))
-    assert list(rows[0]) == experiments.FIG6_CSV_COLUMNS and len(rows) == 5 * 6
+    assert list(rows[0]) == experiments.FIG6_CSV_COLUMNS and len(rows) == 6 * 6
     for label, policy in doc["policies"].items():
         hours = policy["per_hour"]
         intervals = doc["intervals"][label]
@@ -181,14 +184,15 @@ def test_a_given_checkpoint_that_does_not_fit_is_an_error_and_writes_nothing(cap
 
 
 def test_gap_compares_every_method_in_json(capsys, in_tmp, small_dataset):
-    status, out, err = run(capsys, "experiment", "gap", "--limit", "1", "--time-limit", "1", "--json", "--quiet")
+    status, out, err = run(capsys, "experiment", "gap", "--limit", "1", "--time-limit", "1", "--day-time-limit", "5",
+                           "--json", "--quiet")
     assert status == 0, err
     doc = json.loads(out)
-    assert doc["out"] == "results/gap-small-limit1-time-limit1" and doc["workloads"] == 1 and doc["steps"] == 6
-    assert list(doc["methods"]) == ["LAG", "RANDOM", "static", "greedy-slack", "optimum"]
-    assert set(doc["left_out"]) == {"SR-EM", "DDQN-CM", "best-fixed"}
+    assert doc["out"] == "results/gap-small-limit1-time-limit1-day-time-limit5" and doc["workloads"] == 1 and doc["steps"] == 6
+    assert list(doc["methods"]) == ["LAG", "RANDOM", "static", "greedy-slack", "schedule-foresight", "optimum", "day-optimum"]
+    assert set(doc["left_out"]) == {"SR-EM", "DDQN-CM", "best-fixed", "best-schedule"}
     assert [line.split(" left out")[0] for line in err.strip().splitlines()] == \
-        ["srem: note: SR-EM", "srem: note: DDQN-CM", "srem: note: best-fixed"]
+        ["srem: note: SR-EM", "srem: note: DDQN-CM", "srem: note: best-fixed", "srem: note: best-schedule"]
     optimum = doc["methods"]["optimum"]
     assert optimum["spec"] == "ilp:1" and optimum["acceptance_gap"] == 0 and optimum["cost_gap_relative"] == 0
     for method in doc["methods"].values():
@@ -196,4 +200,4 @@ def test_gap_compares_every_method_in_json(capsys, in_tmp, small_dataset):
         assert method["acceptance_ratio"] == pytest.approx(method["accepted_total"] / method["requests_total"])
         assert method["acceptance_gap"] == pytest.approx(method["acceptance_ratio"] - optimum["acceptance_ratio"])
         assert method["cost_gap_relative"] == pytest.approx(method["cost_per_workload_day"] / optimum["cost_per_workload_day"] - 1)
-    assert (in_tmp / doc["out"] / "gap.md").read_text().count("\n| ") == 5 + 1
+    assert (in_tmp / doc["out"] / "gap.md").read_text().count("\n| ") == len(doc["methods"]) + 1

@@ -23,7 +23,7 @@ from controller.model.scenario import load_scenario
 from controller.model.substrate import HostKind, Substrate, draw_substrate
 from controller.model.workload import Placement, Workload, generate_workload
 from controller.policies import make_policy
-from controller.policies.base import Observation
+from controller.policies.base import observe, start_day
 from controller.policies.greedy_slack import GreedySlackPolicy
 
 CARRIED = ObjectiveWeights(rejected_traffic="carried")
@@ -39,8 +39,8 @@ def paper_step() -> tuple[StepEvaluator, Workload, Placement]:
     substrate = Substrate(draw_substrate(scenario, np.random.default_rng([seed, SUBSTRATE_STREAM])))
     workload = generate_workload(scenario, substrate, 0, workload_rng(seed, "test", 0))
     greedy = GreedySlackPolicy()
-    greedy.reset(substrate, workload)
-    observation = Observation(substrate, workload, 0, scenario.hours[0], True, workload.initial_placement, None)
+    start_day(greedy, substrate, workload)
+    observation = observe(substrate, workload, 0, scenario.hours[0], True, workload.initial_placement, None)
     evaluator = StepEvaluator(substrate, ObjectiveWeights(**scenario.spec.objective.model_dump()))
     return evaluator, workload, greedy.decide(observation)
 

@@ -11,7 +11,7 @@ from topologies import builtin_path
 
 
 def test_presets():
-    assert preset_names() == ["large", "paper", "small"]
+    assert preset_names() == ["large", "paper", "paper-shuffled", "small"]
     paper = load_scenario("paper")
     assert paper.hours == [10, 12, 14, 16, 18, 20]
     assert [paper.is_working_hour(h) for h in paper.hours] == [True] * 3 + [False] * 3

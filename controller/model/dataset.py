@@ -32,11 +32,12 @@ from controller.model.cost import ObjectiveWeights
 from controller.model.reward import RewardWeights
 from controller.model.scenario import Scenario
 from controller.model.substrate import Substrate, draw_substrate, substrate_from_dict
-from controller.model.workload import Request, Workload, generate_workload
+from controller.model.workload import Request, Schedule, Workload, generate_workload
 from controller.validation import read_json
 
 FORMAT = "srem-dataset"
-VERSION = 1
+VERSION = 2
+"""2: every workload carries its public schedule (request classes, busy steps per class)."""
 SPLITS = {"train": 1, "test": 2}
 """Split name -> the stream id its workloads draw from."""
 SUBSTRATE_STREAM = 0
@@ -48,12 +49,15 @@ def workload_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 def workload_to_dict(workload: Workload, substrate: Substrate) -> dict[str, Any]:
     types, instances, nodes, hosts = substrate.vnf_types, substrate.instances, substrate.node_names, substrate.hosts
+    schedule = workload.schedule
     return {
         "id": workload.id,
         "initial_placement": {instances[k].name: hosts[h].name for k, h in enumerate(workload.initial_placement)},
+        "busy_steps": {name: sorted(steps) for name, steps in zip(schedule.classes, schedule.busy_steps)},
         "requests": [
             {
                 "id": r.id,
+                "class": schedule.classes[c],
                 "chain": [types[t].name for t in r.chain],
                 "instances": [instances[k].name for k in assigned],
                 "source": nodes[r.source],
@@ -61,7 +65,7 @@ def workload_to_dict(workload: Workload, substrate: Substrate) -> dict[str, Any]
                 "rate_mbps": list(r.rate_mbps),
                 "deadline_ms": list(r.deadline_ms),
             }
-            for r, assigned in zip(workload.requests, workload.assignment)
+            for r, assigned, c in zip(workload.requests, workload.assignment, schedule.request_class)
         ],
     }
 
@@ -90,11 +94,23 @@ class _Reader:
                 raise self.fail(f"{key}[{i}]", f"expected a positive number, got {v!r}")
         return tuple(float(v) for v in values)
 
+    def busy_steps(self, data: Any, steps: int) -> dict[str, frozenset[int]]:
+        """Class name -> the steps it is busy at, each a step of the day."""
+        if not isinstance(data, dict) or not data:
+            raise self.fail("busy_steps", "expected an object: service class -> list of steps")
+        busy = {}
+        for name, values in data.items():
+            if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < steps
+                                                       for v in values):
+                raise self.fail(f"busy_steps.{name}", f"expected a list of steps 0..{steps - 1}")
+            busy[name] = frozenset(values)
+        return busy
+
     def workload(self, data: Any, steps: int) -> Workload:
         sub = self.sub
         if not isinstance(data, dict):
             raise self.fail("", "a workload line is a JSON object")
-        for key in ("id", "initial_placement", "requests"):
+        for key in ("id", "initial_placement", "busy_steps", "requests"):
             if key not in data:
                 raise self.fail(key, "missing key")
         placement_names = data["initial_placement"]
@@ -103,14 +119,16 @@ class _Reader:
         placement = [0] * len(sub.instances)
         for inst, host in placement_names.items():
             placement[sub.instance_index[inst]] = self.lookup(sub.host_index, host, f"initial_placement.{inst}", "host")
-        requests, assignment = [], []
+        busy = self.busy_steps(data["busy_steps"], steps)
+        class_index = {name: c for c, name in enumerate(busy)}
+        requests, assignment, classes = [], [], []
         if not isinstance(data["requests"], list):
             raise self.fail("requests", "expected a list")
         for i, r in enumerate(data["requests"]):
             key = f"requests[{i}]"
             if not isinstance(r, dict):
                 raise self.fail(key, "expected an object")
-            unknown = set(r) - {"id", "chain", "instances", "source", "target", "rate_mbps", "deadline_ms"}
+            unknown = set(r) - {"id", "class", "chain", "instances", "source", "target", "rate_mbps", "deadline_ms"}
             if unknown:
                 raise self.fail(f"{key}.{sorted(unknown)[0]}", "unknown key")
             chain_names, inst_names = r.get("chain"), r.get("instances")
@@ -138,7 +156,9 @@ class _Reader:
                 )
             )
             assignment.append(instances)
-        return Workload(int(data["id"]), tuple(requests), tuple(placement), tuple(assignment))
+            classes.append(self.lookup(class_index, r.get("class"), f"{key}.class", "service class (not in busy_steps)"))
+        schedule = Schedule(tuple(busy), tuple(busy.values()), tuple(classes), steps)
+        return Workload(int(data["id"]), tuple(requests), tuple(placement), tuple(assignment), schedule)
 
 
 @dataclass(frozen=True)

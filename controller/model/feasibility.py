@@ -6,8 +6,10 @@ Every policy, the state features, the exact solver and the evaluator read these 
 "fits" means one thing everywhere. The two filters of section V-B are expressed with them:
 
 - static: a host whose total storage can never hold an instance is cut (`Capacities.can_ever_hold`);
-- dynamic: at each step only hosts with storage left for the instance are eligible
-  (`place_one_by_one` with `dynamic=True`, and `Capacities.could_move_to` for a whole state).
+- dynamic: at each step only hosts with room left for the instance are eligible, eq. 7 in full:
+  storage, and on an EM host room in its switch's RDMA table for the instance's index entry
+  (`Capacities.admits`, with the evaluator's own capacity check `within_capacity`; used by
+  `place_one_by_one` with `dynamic=True`, and `Capacities.could_move_to` for a whole state).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from controller.model.constraints import CAPACITY_EPSILON, storage_used_mb
+from controller.model.constraints import CAPACITY_EPSILON, storage_used_mb, within_capacity
 from controller.model.delay import processing_delay_ms_per_mb
 from controller.model.substrate import HostKind, Substrate
 
@@ -47,6 +49,19 @@ class Capacities:
         """Eq. 7, left-hand side, per host."""
         return np.asarray(storage_used_mb(self.substrate, placement))
 
+    def index_used_mb(self, placement: Sequence[int]) -> np.ndarray:
+        """Eq. 7's RDMA-table part, left-hand side, per host: the index entries of the instances an EM
+        host holds (a switch has one EM host, so this is its switch's table use); 0 elsewhere."""
+        p = np.asarray(placement)
+        return np.bincount(p, weights=self.index_mb[np.arange(len(p)), p], minlength=len(self.storage_mb))
+
+    def admits(self, k: int | np.ndarray, storage_used: np.ndarray, index_used: np.ndarray) -> np.ndarray:
+        """Eq. 7 for instance(s) `k` joining each host on top of what is used: storage and, on an EM host,
+        its switch's RDMA table - the evaluator's own check (`within_capacity`, as `storage_violations`).
+        For an array of instances, `storage_used` and `index_used` may be (instances, hosts)."""
+        return (within_capacity(storage_used, np.asarray(self.sizes_mb[k])[..., None], self.storage_mb)
+                & within_capacity(index_used, self.index_mb[k], self.table_mb))
+
     def room_left_mb(self, placement: Sequence[int]) -> np.ndarray:
         """Eq. 7's slack per host: storage minus what `placement` puts there (negative when overfilled)."""
         return self.storage_mb - self.used_mb(placement)
@@ -57,14 +72,17 @@ class Capacities:
         return (self.storage_mb[None, :] >= self.sizes_mb[:, None]) & kind_ok[None, :]
 
     def could_move_to(self, placement: Sequence[int], eligible: np.ndarray) -> np.ndarray:
-        """(instances, hosts) bool: eligible hosts with room for the instance if it alone moved there.
+        """(instances, hosts) bool: eligible hosts with room for the instance if it alone moved there (eq. 7).
 
         The dynamic filter applied to a whole state (for the Bellman target's max). An instance
         left without any such host keeps its eligible row, as `place_one_by_one` does."""
         p = np.asarray(placement)
-        room = self.room_left_mb(placement)[None, :] + np.where(np.arange(len(self.storage_mb))[None, :] == p[:, None],
-                                                               self.sizes_mb[:, None], 0.0)
-        allowed = eligible & fits(room, self.sizes_mb[:, None])
+        rows = np.arange(len(p))
+        here = np.arange(len(self.storage_mb))[None, :] == p[:, None]
+        # What every host holds without the instance itself (it leaves where it is).
+        storage = self.used_mb(placement)[None, :] - np.where(here, self.sizes_mb[:, None], 0.0)
+        index = self.index_used_mb(placement)[None, :] - np.where(here, self.index_mb[rows, p][:, None], 0.0)
+        allowed = eligible & self.admits(rows, storage, index)
         return np.where(allowed.any(axis=1, keepdims=True), allowed, eligible)
 
     def placement_order(self) -> list[int]:
@@ -108,15 +126,15 @@ def place_one_by_one(
 
     scores: (instances, hosts); eligible: (instances, hosts) bool (e.g. the static filter). With
     `dynamic`, hosts without room left are skipped too, each placed instance taking its storage, so
-    the placement never overfills a host (eq. 7). If no host has room for an instance (its storage
-    is all taken), it falls back to the eligible hosts."""
-    free = tables.storage_mb.astype(float).copy()
-    sizes = tables.sizes_mb
-    choice = [0] * len(sizes)
+    the placement never overfills a host (eq. 7: storage, and an EM host's RDMA table). If no host
+    has room for an instance (all of it is taken), it falls back to the eligible hosts."""
+    storage = np.zeros(len(tables.storage_mb))
+    index = np.zeros(len(tables.storage_mb))
+    choice = [0] * len(tables.sizes_mb)
     for k in tables.placement_order() if order is None else order:
         allowed = eligible[k]
         if dynamic:
-            room = allowed & fits(free, sizes[k])
+            room = allowed & tables.admits(k, storage, index)
             allowed = room if room.any() else allowed
         candidates = np.flatnonzero(allowed)
         if rng is not None:
@@ -124,5 +142,6 @@ def place_one_by_one(
         else:
             host = int(candidates[np.argmax(scores[k, candidates])])
         choice[k] = host
-        free[host] -= sizes[k]
+        storage[host] += tables.sizes_mb[k]
+        index[host] += tables.index_mb[k, host]
     return tuple(choice)

@@ -5,16 +5,24 @@ types between random switches, their rate and deadline per step from the working
 ranges; the initial placement puts every VNF instance on the cheapest server with room; the initial
 assignment maps each VNF of a request to a random instance of its type with room for its traffic in
 the first step (to the one with the most room left when none has enough).
+
+What a controller knows of a day is less than the workload holds: `Workload.known_until(step)` is
+the day as seen when deciding `step` - every request's rate and deadline up to that step (the
+forecast of the step being decided and the past), and the public `Schedule` (which service class
+each request belongs to and at which steps each class is busy), nothing later.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controller.model.scenario import PeriodParams, Scenario
+from controller.model.scenario import Scenario
 from controller.model.substrate import HostKind, Substrate
+
+DEFAULT_CLASS = "all"
+"""The one service class of a scenario without classes: busy in the working hours."""
 
 Placement = tuple[int, ...]
 """Host index of every VNF instance (eq. 8: exactly one host each)."""
@@ -34,16 +42,56 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The public part of a day: each request's service class and the steps at which each class is
+    busy (draws working-hours traffic). Operators publish it; it says nothing of the rates."""
+
+    classes: tuple[str, ...]
+    busy_steps: tuple[frozenset[int], ...]
+    """Per class, the steps at which it is busy."""
+    request_class: tuple[int, ...]
+    """Per request, its class (an index into `classes`)."""
+    num_steps: int
+
+    def busy(self, request: int, step: int) -> bool:
+        return step in self.busy_steps[self.request_class[request]]
+
+    def busy_classes(self, step: int) -> list[int]:
+        return [c for c, steps in enumerate(self.busy_steps) if step in steps]
+
+
+@dataclass(frozen=True)
 class Workload:
     id: int
     requests: tuple[Request, ...]
     initial_placement: Placement
     assignment: tuple[tuple[int, ...], ...]
     """Instance index for every VNF of every request, in chain order; kept across steps (eq. 9)."""
+    schedule: Schedule
 
     @property
     def num_steps(self) -> int:
-        return len(self.requests[0].rate_mbps) if self.requests else 0
+        return self.schedule.num_steps
+
+    @property
+    def known_steps(self) -> int:
+        """Steps whose rates and deadlines this workload holds (all of them, or those up to a decision)."""
+        return len(self.requests[0].rate_mbps) if self.requests else self.num_steps
+
+    def busy_instances(self, step: int, num_instances: int) -> np.ndarray:
+        """(instances,) bool: the instance serves a request whose class is busy at `step` (none past the day)."""
+        busy = np.zeros(num_instances, dtype=bool)
+        for r, instances in enumerate(self.assignment):
+            if step < self.num_steps and self.schedule.busy(r, step):
+                busy[list(instances)] = True
+        return busy
+
+    def known_until(self, step: int) -> Workload:
+        """The day as a controller knows it when deciding `step`: rates and deadlines of steps
+        0..`step` only (none for `step` -1: what is known before the day starts)."""
+        requests = tuple(replace(r, rate_mbps=r.rate_mbps[:step + 1], deadline_ms=r.deadline_ms[:step + 1])
+                         for r in self.requests)
+        return replace(self, requests=requests)
 
 
 def cheapest_server_placement(substrate: Substrate) -> Placement:
@@ -110,21 +158,26 @@ def endpoint_nodes(scenario: Scenario, substrate: Substrate) -> list[int]:
     return list(range(substrate.num_switches))
 
 
-def class_periods(scenario: Scenario, rng: np.random.Generator) -> list[list[PeriodParams]]:
-    """Per service class, the period every step draws from: `working_hours` at its busy hours, `evening` otherwise."""
+def class_busy_steps(scenario: Scenario, rng: np.random.Generator) -> list[frozenset[int]]:
+    """Per service class, the steps at which it is busy: its busy hours, or, with `busy_order:
+    random`, another class's (a random permutation per workload). Without classes, one class busy
+    in the working hours."""
     spec = scenario.spec.requests
+    if not spec.classes:
+        return [frozenset(s for s, h in enumerate(scenario.hours) if scenario.is_working_hour(h))]
     busy = [c.busy_hours for c in spec.classes]
     if spec.busy_order == "random":
         busy = [busy[int(i)] for i in rng.permutation(len(busy))]
-    return [[spec.working_hours if h in hours else spec.evening for h in scenario.hours] for hours in busy]
+    return [frozenset(s for s, h in enumerate(scenario.hours) if h in hours) for hours in busy]
 
 
 def generate_workload(scenario: Scenario, substrate: Substrate, workload_id: int, rng: np.random.Generator) -> Workload:
     spec = scenario.spec.requests
     endpoints = endpoint_nodes(scenario, substrate)
     num_types = len(substrate.vnf_types)
-    periods_of_class = class_periods(scenario, rng) if spec.classes else [
-        [spec.working_hours if scenario.is_working_hour(h) else spec.evening for h in scenario.hours]]
+    busy_steps = class_busy_steps(scenario, rng)
+    periods_of_class = [[spec.working_hours if s in busy else spec.evening for s in range(len(scenario.hours))]
+                        for busy in busy_steps]
     requests, classes = [], []
     for rid in range(spec.per_workload):
         length = int(rng.integers(spec.chain_length[0], spec.chain_length[1] + 1))
@@ -142,4 +195,6 @@ def generate_workload(scenario: Scenario, substrate: Substrate, workload_id: int
         assignment = class_assignment(substrate, requests, classes, len(spec.classes), placement, rng)
     else:
         assignment = random_assignment(substrate, requests, placement, 0, rng)
-    return Workload(workload_id, tuple(requests), placement, assignment)
+    names = tuple(c.name for c in spec.classes) or (DEFAULT_CLASS,)
+    schedule = Schedule(names, tuple(busy_steps), tuple(classes), len(scenario.hours))
+    return Workload(workload_id, tuple(requests), placement, assignment, schedule)

@@ -32,11 +32,16 @@ ENTRY_POINT_GROUP = "srem.policies"
 
 @dataclass(frozen=True)
 class Observation:
-    """What a policy knows when it decides the placement for `step`."""
+    """What a policy knows when it decides the placement for `step`: no later step's rates or deadlines.
+
+    Built with `observe`, which cuts the workload to what is known; constructing one with more
+    is refused, so no caller can hand a policy the future by mistake."""
 
     substrate: Substrate
     workload: Workload
-    """The day's requests, with their rates and deadlines for every step, and the assignment."""
+    """The day as known now (`Workload.known_until(step)`): every request's chain, endpoints and
+    instances, its rate and deadline at steps 0..`step` (the coming step's forecast and the past),
+    and the public schedule of the whole day (`workload.schedule`)."""
     step: int
     hour: int
     working_hours: bool
@@ -44,6 +49,22 @@ class Observation:
     """Where every instance is now (the previous step's placement, or the initial one)."""
     last: StepResult | None
     """The evaluation of the previous step; None before the first step."""
+
+    def __post_init__(self) -> None:
+        if self.workload.known_steps != self.step + 1:
+            raise ValueError(f"an observation of step {self.step} holds rates of {self.workload.known_steps} steps; "
+                             "build it with observe()")
+
+
+def observe(substrate: Substrate, workload: Workload, step: int, hour: int, working_hours: bool, placement: Placement,
+            last: StepResult | None) -> Observation:
+    """The observation of `step` of the day `workload` (which may hold every step's rates: the truth)."""
+    return Observation(substrate, workload.known_until(step), step, hour, working_hours, placement, last)
+
+
+def start_day(policy: Policy, substrate: Substrate, workload: Workload) -> None:
+    """`policy.reset` before the first step, with what is known before the day: no rates, the schedule."""
+    policy.reset(substrate, workload.known_until(-1))
 
 
 class Policy(ABC):
@@ -54,7 +75,8 @@ class Policy(ABC):
         checks that it was trained on this substrate here)."""
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
-        """Called before the first step of every workload."""
+        """Called before the first step of every workload, with the day as known before it starts
+        (`start_day`): chains, endpoints, instances and the public schedule, no rates or deadlines."""
 
     def use_objective(self, weights: ObjectiveWeights) -> None:
         """Called before the policy runs with the scenario's objective (eq. 1's weights and the reading of
@@ -73,6 +95,8 @@ BUILTIN: dict[str, str] = {
     "static": "controller.policies.static:StaticPolicy",
     "ilp": "controller.policies.ilp:IlpPolicy",
     "greedy-slack": "controller.policies.greedy_slack:GreedySlackPolicy",
+    "schedule-foresight": "controller.policies.schedule_foresight:ScheduleForesightPolicy",
+    "best-schedule": "controller.policies.best_schedule:BestSchedulePolicy",
     "fixed": "controller.policies.fixed:FixedPolicy",
 }
 """Built-in policies by name -> `module:Class`, imported on first use."""

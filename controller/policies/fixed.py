@@ -76,7 +76,12 @@ def simple_forms(substrate: Substrate) -> list[str]:
 def placement_document(substrate: Substrate, scenario: str, placement: Placement, **measured: Any) -> dict[str, Any]:
     """A placement file's content."""
     return {"format": FORMAT, "version": VERSION, "scenario": scenario, "substrate_hash": substrate_hash(substrate),
-            **measured, "placement": {substrate.instances[k].name: substrate.hosts[h].name for k, h in enumerate(placement)}}
+            **measured, "placement": placement_names(substrate, placement)}
+
+
+def placement_names(substrate: Substrate, placement: Placement) -> dict[str, str]:
+    """A placement as files write it: instance name -> host name."""
+    return {substrate.instances[k].name: substrate.hosts[h].name for k, h in enumerate(placement)}
 
 
 def load_placement(path: Path, substrate: Substrate) -> Placement:
@@ -88,27 +93,32 @@ def load_placement(path: Path, substrate: Substrate) -> Placement:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SremError(f"not a readable placement file ({exc})", where=path) from None
     check_made_for(doc, substrate, FORMAT, VERSION, "placement file", path)
-    hosts = doc.get("placement")
-    if not isinstance(hosts, dict):
-        raise SremError("no placement object", where=path, key="placement")
-    missing = [i.name for i in substrate.instances if i.name not in hosts]
-    unknown = [name for name in hosts if name not in substrate.instance_index]
-    if missing or unknown:
-        what = f"no host for {missing[0]!r}" if missing else f"unknown instance {unknown[0]!r}"
-        raise SremError(what, where=path, key="placement")
-    for name, host in hosts.items():
-        if host not in substrate.host_index:
-            raise SremError(f"unknown host {host!r}", where=path, key=f"placement.{name}")
-    placement = tuple(substrate.host_index[hosts[i.name]] for i in substrate.instances)
+    placement = placement_from_names(doc.get("placement"), substrate, path, "placement")
     check_fits(substrate, placement, path)
     return placement
 
 
-def check_fits(substrate: Substrate, placement: Placement, where: str | Path) -> None:
+def placement_from_names(hosts: Any, substrate: Substrate, where: Path, key: str) -> Placement:
+    """A placement as files write it (the object at `key`), refused in one line unless it gives every
+    instance of `substrate` one known host."""
+    if not isinstance(hosts, dict):
+        raise SremError("no placement object", where=where, key=key)
+    missing = [i.name for i in substrate.instances if i.name not in hosts]
+    unknown = [name for name in hosts if name not in substrate.instance_index]
+    if missing or unknown:
+        what = f"no host for {missing[0]!r}" if missing else f"unknown instance {unknown[0]!r}"
+        raise SremError(what, where=where, key=key)
+    for name, host in hosts.items():
+        if host not in substrate.host_index:
+            raise SremError(f"unknown host {host!r}", where=where, key=f"{key}.{name}")
+    return tuple(substrate.host_index[hosts[i.name]] for i in substrate.instances)
+
+
+def check_fits(substrate: Substrate, placement: Placement, where: str | Path, key: str | None = None) -> None:
     """Eq. 7 for a fixed placement, once: a host over its storage or RDMA table is refused in one line."""
     violations = storage_violations(substrate, placement)
     if violations:
-        raise SremError(f"placement does not fit: {next(iter(violations.values()))}", where=where)
+        raise SremError(f"placement does not fit: {next(iter(violations.values()))}", where=where, key=key)
 
 
 @register("fixed")

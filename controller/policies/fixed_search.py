@@ -35,7 +35,7 @@ from controller.model.dataset import Dataset
 from controller.model.evaluator import StepEvaluator
 from controller.model.substrate import HostKind, Substrate
 from controller.model.workload import Placement, Workload
-from controller.policies.base import Observation
+from controller.policies.base import Policy, observe, start_day
 from controller.policies.fixed import simple_forms, simple_placement
 from controller.policies.greedy_slack import GreedySlackPolicy
 
@@ -65,15 +65,21 @@ class Score:
     """Requests accepted in the working-hours steps, summed over the workloads."""
     offered: int
     cost_per_workload_day: float
+    rejected_outside: int = 0
+    """Requests rejected in the other steps, summed over the workloads (the schedule search counts them;
+    a fixed placement moves nothing after the first step, so it rejects none there)."""
 
     @property
     def acceptance(self) -> float:
         return self.accepted / self.offered if self.offered else 1.0
 
     def better_than(self, other: Score) -> bool:
-        """More accepted requests, or as many for less cost (a relative 1e-9 below, so float noise is no gain)."""
+        """More accepted requests, or as many and fewer rejected outside the working hours, or as many
+        of both for less cost (a relative 1e-9 below, so float noise is no gain)."""
         if self.accepted != other.accepted:
             return self.accepted > other.accepted
+        if self.rejected_outside != other.rejected_outside:
+            return self.rejected_outside < other.rejected_outside
         return self.cost_per_workload_day < other.cost_per_workload_day * (1 - 1e-9)
 
 
@@ -147,22 +153,39 @@ class FixedEvaluator:
         return workload.initial_placement if step == 0 else placement
 
 
-def greedy_placement(dataset: Dataset, workloads: list[Workload]) -> Placement:
-    """The placement greedy-slack chooses most often in the working-hours steps of `workloads` (its
-    decisions as `srem evaluate` would make them, each step from the one before)."""
-    policy = GreedySlackPolicy()
+def training_sample(dataset: Dataset, size: int, rng: random.Random) -> list[Workload]:
+    """A seeded sample of `size` training workloads (all of them when there are fewer), in dataset order."""
+    train = dataset.split("train")
+    return [train[i] for i in sorted(rng.sample(range(len(train)), min(size, len(train))))]
+
+
+def policy_days(dataset: Dataset, policy: Policy, workloads: list[Workload]) -> list[list[Placement]]:
+    """Per workload, the placement `policy` decides at every step, as `srem evaluate` would make them
+    (each step from the one before; without the previous step's evaluation, which the heuristics do
+    not read)."""
     substrate = dataset.substrate
     policy.bind(substrate)
+    days = []
+    for workload in workloads:
+        start_day(policy, substrate, workload)
+        placement = workload.initial_placement
+        day = []
+        for step, hour in enumerate(dataset.hours):
+            placement = tuple(int(h) for h in policy.decide(
+                observe(substrate, workload, step, hour, dataset.is_working_hour(hour), placement, None)))
+            day.append(placement)
+        days.append(day)
+    return days
+
+
+def greedy_placement(dataset: Dataset, workloads: list[Workload]) -> Placement:
+    """The placement greedy-slack chooses most often in the working-hours steps of `workloads`."""
     working_hours: Counter[Placement] = Counter()
     every_step: Counter[Placement] = Counter()
-    for workload in workloads:
-        policy.reset(substrate, workload)
-        placement = workload.initial_placement
-        for step, hour in enumerate(dataset.hours):
-            working = dataset.is_working_hour(hour)
-            placement = policy.decide(Observation(substrate, workload, step, hour, working, placement, None))
+    for day in policy_days(dataset, GreedySlackPolicy(), workloads):
+        for hour, placement in zip(dataset.hours, day):
             every_step[placement] += 1
-            if working:
+            if dataset.is_working_hour(hour):
                 working_hours[placement] += 1
     # A scenario without working hours has no acceptance to win: the most common placement of all steps.
     return (working_hours or every_step).most_common(1)[0][0]
@@ -202,9 +225,7 @@ def search_fixed(dataset: Dataset, settings: SearchSettings = SEARCH,
     began = time.perf_counter()
     substrate = dataset.substrate
     rng = random.Random(settings.seed)
-    train = dataset.split("train")
-    sample = sorted(rng.sample(range(len(train)), min(settings.sample, len(train))))
-    judge = FixedEvaluator(dataset, [train[i] for i in sample])
+    judge = FixedEvaluator(dataset, training_sample(dataset, settings.sample, rng))
     evaluations = 0
 
     def fits(placement: Placement) -> bool:
@@ -256,7 +277,7 @@ def search_fixed(dataset: Dataset, settings: SearchSettings = SEARCH,
     # Phase 2: the full local search from the best of them.
     best_label = rank({label: found_score for label, (_, found_score) in reached.items()})[0]
     best, best_score, converged = descend(*reached[best_label], full=True, floor=0)
-    return SearchResult(best, best_score, len(sample), best_label, starts, evaluations, time.perf_counter() - began, converged)
+    return SearchResult(best, best_score, len(judge.workloads), best_label, starts, evaluations, time.perf_counter() - began, converged)
 
 
 def search_with_progress(dataset: Dataset, settings: SearchSettings, show: bool) -> SearchResult:

@@ -47,12 +47,11 @@ class IlpPolicy(Policy):
         if self.evaluator is None or self.evaluator.substrate is not substrate or self.evaluator.weights != weights:
             self.evaluator = StepEvaluator(substrate, weights)
         self.greedy.reset(substrate, workload)
-        self.workload = workload
 
     def decide(self, observation: Observation) -> Placement:
         assert self.evaluator is not None, "reset() the policy on a workload first"
         heuristic = self.greedy.decide(observation)
-        solution = solve_step(self.evaluator, self.workload, observation.step, observation.placement, self.time_limit_s,
+        solution = solve_step(self.evaluator, observation.workload, observation.step, observation.placement, self.time_limit_s,
                               starts=[heuristic])
         self.solutions.append(solution)
         return solution.placement

@@ -46,7 +46,6 @@ class LagPolicy(Policy):
             self.router = self.evaluator.router
             self.hosts = [h for h in substrate.hosts if h.kind in (HostKind.SERVER, HostKind.LM)]
             self.mean_price = float(np.mean([l.price_per_gb for l in substrate.links]))
-        self.workload = workload
         self.users: list[list[tuple[int, int]]] = [[] for _ in substrate.instances]
         for r, instances in enumerate(workload.assignment):
             for position, k in enumerate(instances):
@@ -56,7 +55,7 @@ class LagPolicy(Policy):
         return 0 if a == b else self.router.hops_to(b)[a]
 
     def decide(self, observation: Observation) -> Placement:
-        sub, wl, step = self.substrate, self.workload, observation.step
+        sub, wl, step = self.substrate, observation.workload, observation.step
         placement = list(observation.placement)
         demand = [sum(wl.requests[r].rate_mbps[step] for r, _ in users) for users in self.users]
         free = self.tables.room_left_mb(placement)
@@ -76,7 +75,7 @@ class LagPolicy(Policy):
                 latency = move_delay + processing_delay_ms(peak, [self.tables.delay_ms_per_mb[k, host.index]])
                 if capacity < demand[k] or latency > budget:
                     continue
-                cost = it_cost(vtype.storage_mb, host) + move_cost + self.reach_cost(k, host.node, placement, step)
+                cost = it_cost(vtype.storage_mb, host) + move_cost + self.reach_cost(k, host.node, placement, wl, step)
                 if cost < best_cost:
                     best, best_cost = host.index, cost
             if best is None:
@@ -87,9 +86,9 @@ class LagPolicy(Policy):
             free[chosen] -= vtype.storage_mb
         return tuple(placement)
 
-    def reach_cost(self, instance: int, node: int, placement: list[int], step: int) -> float:
+    def reach_cost(self, instance: int, node: int, placement: list[int], wl: Workload, step: int) -> float:
         """Bandwidth cost of every request of `instance` detouring to `node` from its chain neighbours (fewest hops)."""
-        sub, wl = self.substrate, self.workload
+        sub = self.substrate
         total = 0.0
         for r, position in self.users[instance]:
             req, chain = wl.requests[r], wl.assignment[r]

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from controller.model.substrate import Substrate
+from controller.model.estimates import ChainEstimator
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy, register
 from controller.rl.agent import Agent, TrainConfig
 from controller.rl.checkpoint import load_checkpoint
-from controller.rl.features import StateEncoder, offered_demand_mbps
+from controller.rl.features import offered_demand_mbps
 
 SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-hybrid.pt"
 
@@ -26,23 +26,26 @@ class TrainedPolicy(Policy):
     def __init__(self, arg: str | None = None) -> None:
         self.path = Path(arg) if arg else SHIPPED
         self.agent: Agent | None = None
-        self.demand: np.ndarray | None = None
 
     def bind(self, substrate: Substrate) -> None:
         doc = load_checkpoint(self.path, substrate)
-        config = TrainConfig(**{**doc["config"], "host_kinds": tuple(doc["config"]["host_kinds"])})
-        self.encoder = StateEncoder(substrate)
-        self.agent = Agent(substrate, config, self.encoder.size)
+        # Checkpoints from before issue 19 name no features: the paper's.
+        config = TrainConfig(**{"features": "paper", **doc["config"], "host_kinds": tuple(doc["config"]["host_kinds"])})
+        self.agent = Agent(substrate, config)
+        self.encoder = self.agent.encoder
         self.agent.net.load_state_dict(doc["state_dict"])
         self.agent.net.eval()
         torch.set_num_threads(1)  # one small forward pass per decision: threads only add latency
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:
-        self.demand = offered_demand_mbps(substrate, workload)
+        self.estimator = ChainEstimator(substrate, workload) if self.encoder.host_estimates else None
 
     def decide(self, observation: Observation) -> Placement:
-        assert self.agent is not None and self.demand is not None, "bind() the policy to a substrate first"
-        state = self.encoder.encode(self.demand, observation.step, observation.working_hours, observation.placement, observation.last)
+        assert self.agent is not None, "bind() the policy to a substrate first"
+        workload = observation.workload
+        demand = offered_demand_mbps(observation.substrate, workload)[observation.step]
+        state = self.encoder.encode(demand, observation.step, workload, observation.working_hours,
+                                    observation.placement, observation.last, self.estimator)
         return self.agent.act(state)
 
 

@@ -12,12 +12,14 @@ import torch
 
 from controller.model.feasibility import capacities, place_one_by_one
 from controller.model.substrate import HostKind, Substrate
+from controller.rl.features import StateEncoder
 from controller.rl.network import PlacementQNetwork
 
 Variant = Literal["hybrid", "static", "dynamic", "none"]
 Credit = Literal["shared", "instance"]
 Exploration = Literal["placement", "instance"]
 Order = Literal["size", "gain"]
+Features = Literal["paper", "schedule", "hosts"]
 VARIANTS: dict[str, tuple[bool, bool]] = {
     "hybrid": (True, True),
     "static": (True, False),
@@ -60,6 +62,28 @@ class TrainConfig:
     largest (so that big ones find room); `gain`, the one whose best host beats its best server by
     the most Q-value (so that room goes where the networks expect it to pay most)."""
 
+    features: Features = "paper"
+    """`paper`: the state of section V-A (features.py); `schedule`: with each instance's flags for a class
+    busy in the coming step and in the one after, read from the public schedule; `hosts`: with those and
+    the model's estimate of every (instance, host) pair (features.py, `host_features`)."""
+    teacher: str | None = None
+    """A policy spec (e.g. `schedule-foresight`) whose decisions on training workloads are demonstrations:
+    learned from before the episodes start (`pretrain_updates`) and alongside them, with the Bellman target
+    and a large margin for the teacher's host (DQfD, Hester et al. 2018). None: reinforcement only, as the paper."""
+    demonstrations: int = 300
+    """Training workloads the teacher's days are recorded on (the first ones)."""
+    pretrain_updates: int = 3000
+    """Batches learned from the demonstrations alone before the first episode."""
+    margin: float = 0.1
+    """How far below the teacher's host's Q-value the margin loss pushes every other host's."""
+    margin_weight: float = 1.0
+
+    def encoder(self, substrate: Substrate) -> StateEncoder:
+        return StateEncoder(substrate, schedule=self.features != "paper", host_estimates=self.features == "hosts")
+
+    def network(self, encoder: StateEncoder, mask: np.ndarray) -> PlacementQNetwork:
+        return PlacementQNetwork(encoder.size, mask, self.hidden, encoder.host_feature_count)
+
     def filters(self) -> tuple[bool, bool]:
         return VARIANTS[self.variant]
 
@@ -79,11 +103,12 @@ def connectivity(substrate: Substrate, config: TrainConfig) -> np.ndarray:
 class Agent:
     """The networks and the way they pick placements; shared by training and the deployed `srem` policy."""
 
-    def __init__(self, substrate: Substrate, config: TrainConfig, num_features: int) -> None:
+    def __init__(self, substrate: Substrate, config: TrainConfig) -> None:
         self.config = config
         self.tables = capacities(substrate)
         self.mask = connectivity(substrate, config)
-        self.net = PlacementQNetwork(num_features, self.mask, config.hidden)
+        self.encoder = config.encoder(substrate)
+        self.net = config.network(self.encoder, self.mask)
         self.dynamic = config.filters()[1]
         self.server_columns = self.tables.kinds == HostKind.SERVER
 

@@ -3,7 +3,8 @@
 - reset: a random workload of the split (or `options={"workload": i}`), at the first step;
 - step(action): action = a host index for every VNF instance (MultiDiscrete); the step evaluator
   judges it, and the placement carries over to the next step; an episode is the day's steps;
-- observation: the state features of section V-A (features.py);
+- observation: the state features of section V-A (features.py) of the encoder given (default the paper's),
+  computed from what a controller knows at the step (no later step's traffic);
 - reward: eq. 20 by default, normalised by the cost of the initial configuration in the same step;
   another reward function can be passed (DDQN-CM's is);
 - info: `result` (the StepResult), `reference_cost`, `hour`.
@@ -18,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from controller.model.dataset import Dataset
+from controller.model.estimates import ChainEstimator
 from controller.model.evaluator import StepEvaluator, StepResult
 from controller.model.reward import reward as eq20_reward
 from controller.model.workload import Workload
@@ -29,18 +31,20 @@ RewardFn = Callable[[StepResult, float], float]
 class SremEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, dataset: Dataset, split: str = "train", reward_fn: RewardFn | None = None, limit: int | None = None) -> None:
+    def __init__(self, dataset: Dataset, split: str = "train", reward_fn: RewardFn | None = None, limit: int | None = None,
+                 encoder: StateEncoder | None = None) -> None:
         self.dataset = dataset
         self.workloads: list[Workload] = dataset.split(split, limit)
         self.substrate = dataset.substrate
         self.evaluator = StepEvaluator(self.substrate, dataset.objective_weights)
-        self.encoder = StateEncoder(self.substrate)
+        self.encoder = encoder or StateEncoder(self.substrate)
         weights = dataset.reward_weights
         self.reward_fn: RewardFn = reward_fn or (lambda r, ref: eq20_reward(r.acceptance_ratio, r.cost.total, ref, r.feasible, weights))
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(self.encoder.size,), dtype=np.float32)
         self.action_space = gym.spaces.MultiDiscrete([len(self.substrate.hosts)] * len(self.substrate.instances))
         self._reference: dict[tuple[int, int], float] = {}
         self._demand: dict[int, np.ndarray] = {}
+        self._estimators: dict[int, ChainEstimator] = {}
 
     def reference_cost(self, index: int, step: int) -> float:
         """Cost of keeping the initial configuration at `step` (eq. 20's normaliser), cached."""
@@ -55,9 +59,19 @@ class SremEnv(gym.Env):
             self._demand[index] = offered_demand_mbps(self.substrate, self.workloads[index])
         return self._demand[index]
 
+    def estimator(self, index: int) -> ChainEstimator | None:
+        if not self.encoder.host_estimates:
+            return None
+        if index not in self._estimators:
+            self._estimators[index] = ChainEstimator(self.substrate, self.workloads[index])
+        return self._estimators[index]
+
     def _observe(self) -> np.ndarray:
+        """The state as the agent may know it: the workload cut to the steps up to this one."""
         hour = self.dataset.hours[self.step_index]
-        return self.encoder.encode(self.demand(self.index), self.step_index, self.dataset.is_working_hour(hour), self.placement, self.last)
+        return self.encoder.encode(self.demand(self.index)[self.step_index], self.step_index,
+                                   self.workload.known_until(self.step_index), self.dataset.is_working_hour(hour),
+                                   self.placement, self.last, self.estimator(self.index))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)

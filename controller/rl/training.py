@@ -8,6 +8,13 @@ the paper's [14]). Exploration: with probability epsilon a random placement thro
 else the best (or each instance on its own, `exploration="instance"`); epsilon decays linearly to its
 final value (2%) at the last episode. With `credit="instance"` each instance's target uses its own
 share of the reward (credit.py) instead of the step's.
+
+With a teacher (`TrainConfig.teacher`), its days on training workloads, replayed through the
+environment, are demonstration transitions kept apart from the replay memory: the networks first
+learn from them alone, then every update adds a batch of them to the agent's own. On demonstrations
+the loss adds DQfD's large margin (Hester et al. 2018): each instance's hosts other than the
+teacher's are pushed `margin` below it, so the networks start from the teacher's choices and the
+Bellman targets move them only where the rewards say so.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +32,8 @@ from tqdm import tqdm
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
+from controller.model.reward import RewardWeights
+from controller.model.workload import Placement
 from controller.rl.agent import VARIANTS, Agent, TrainConfig
 from controller.rl.checkpoint import load_checkpoint, save_checkpoint
 from controller.rl.credit import instance_rewards
@@ -54,6 +63,10 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+TeacherDays = Sequence[tuple[int, Sequence[Placement]]]
+"""(training workload index, the teacher's placement at every step of that day)."""
+
+
 def train(
     dataset: Dataset,
     config: TrainConfig,
@@ -63,15 +76,19 @@ def train(
     progress: bool = True,
     limit: int | None = None,
     on_checkpoint: Callable[[int, Agent], None] | None = None,
+    teacher_days: TeacherDays = (),
 ) -> tuple[Agent, TrainingRun]:
     """Train for `config.episodes` episodes (continuing a checkpoint with `resume`); checkpoint as it
-    goes, and tell `on_checkpoint(episodes done, agent)` at every checkpoint (with or without a file)."""
+    goes, and tell `on_checkpoint(episodes done, agent)` at every checkpoint (with or without a file).
+    `teacher_days`: the days of `config.teacher` (required with a teacher)."""
     if config.variant not in VARIANTS:
         raise SremError(f"unknown variant {config.variant!r} (known: {', '.join(VARIANTS)})", where="--variant")
+    if (config.teacher is None) != (not teacher_days):
+        raise SremError("a teacher needs its days and days need a teacher", where="--teacher")
     rng = _seed_everything(config.seed)
-    env = SremEnv(dataset, "train", reward_fn, limit)
-    agent = Agent(dataset.substrate, config, env.encoder.size)
-    target = PlacementQNetwork(env.encoder.size, agent.mask, config.hidden)
+    agent = Agent(dataset.substrate, config)
+    env = SremEnv(dataset, "train", reward_fn, limit, agent.encoder)
+    target = config.network(agent.encoder, agent.mask)
     optimizer = torch.optim.SGD(agent.net.parameters(), lr=config.learning_rate)
     run = TrainingRun()
     start_episode = 0
@@ -90,8 +107,14 @@ def train(
         rng = np.random.default_rng([config.seed, start_episode])
     else:
         target.load_state_dict(agent.net.state_dict())
-    env.reset(seed=int(rng.integers(2**31)))
     weights = dataset.reward_weights
+    shown = _demonstrations(env, agent, teacher_days, weights, config)
+    if shown and start_episode == 0:
+        for _ in tqdm(range(config.pretrain_updates), desc=f"learning from {config.teacher}", unit="batch",
+                      disable=not progress or None):
+            _learn(agent, target, optimizer, [], rng, config, shown)
+        target.load_state_dict(agent.net.state_dict())
+    env.reset(seed=int(rng.integers(2**31)))
 
     memory: deque = deque(maxlen=config.replay_size)
     steps = 0
@@ -105,16 +128,13 @@ def train(
         while not done:
             action = agent.act_exploring(state, epsilon, rng)
             next_state, reward, done, _, info = env.step(action)
-            if config.credit == "instance":
-                learned = instance_rewards(info["result"], env.workload, len(action), info["reference_cost"], weights)
-            else:
-                learned = np.full(len(action), reward, dtype=np.float32)
+            learned = _learned(info, env, action, reward, weights, config)
             memory.append((state, action, learned, next_state, done, agent.next_state_mask(action)))
             state = next_state
             total += reward
             steps += 1
             if len(memory) >= config.batch_size:
-                _learn(agent, target, optimizer, memory, rng, config)
+                _learn(agent, target, optimizer, memory, rng, config, shown)
             if steps % config.target_sync_steps == 0:
                 target.load_state_dict(agent.net.state_dict())
         run.rewards.append(total)
@@ -138,9 +158,54 @@ def _config_doc(config: TrainConfig, exclude_episodes: bool = False) -> dict:
     return doc
 
 
-def _learn(agent: Agent, target: PlacementQNetwork, optimizer: torch.optim.Optimizer, memory: deque,
-           rng: np.random.Generator, config: TrainConfig) -> None:
-    batch = [memory[i] for i in rng.integers(len(memory), size=config.batch_size)]
+def _learned(info: dict, env: SremEnv, action: Sequence[int], reward: float, weights: RewardWeights,
+             config: TrainConfig) -> np.ndarray:
+    """What every instance's network learns of a step: its own share (credit.py) or the step's reward."""
+    if config.credit == "instance":
+        return instance_rewards(info["result"], env.workload, len(action), info["reference_cost"], weights)
+    return np.full(len(action), reward, dtype=np.float32)
+
+
+def _demonstrations(env: SremEnv, agent: Agent, days: TeacherDays, weights: RewardWeights,
+                    config: TrainConfig) -> list[tuple]:
+    """The teacher's days replayed through the environment as transitions, as the agent would record them."""
+    shown = []
+    for index, placements in days:
+        state, _ = env.reset(options={"workload": index})
+        for placement in placements:
+            action = tuple(int(h) for h in placement)
+            next_state, reward, done, _, info = env.step(action)
+            shown.append((state, action, _learned(info, env, action, reward, weights, config), next_state, done,
+                          agent.next_state_mask(action)))
+            state = next_state
+    return shown
+
+
+def _learn(agent: Agent, target: PlacementQNetwork, optimizer: torch.optim.Optimizer, memory: Sequence[tuple],
+           rng: np.random.Generator, config: TrainConfig, shown: Sequence[tuple] = ()) -> None:
+    """One gradient step on a batch of the agent's transitions and, with demonstrations, one of theirs
+    with the large-margin term."""
+    loss = _td_loss(agent, target, [memory[i] for i in rng.integers(len(memory), size=config.batch_size)], config) \
+        if memory else torch.zeros(())
+    if shown:
+        batch = [shown[i] for i in rng.integers(len(shown), size=config.batch_size)]
+        loss = loss + _td_loss(agent, target, batch, config) + config.margin_weight * _margin_loss(agent, batch, config)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(agent.net.parameters(), config.gradient_clip)
+    optimizer.step()
+
+
+def _margin_loss(agent: Agent, batch: Sequence[tuple], config: TrainConfig) -> torch.Tensor:
+    """DQfD's J_E: max over hosts of Q + margin (0 for the teacher's host) minus Q of the teacher's host."""
+    states = torch.as_tensor(np.stack([b[0] for b in batch]))
+    shown = torch.as_tensor(np.array([b[1] for b in batch]), dtype=torch.long).unsqueeze(2)
+    q = agent.net(states)
+    margins = torch.full_like(q, config.margin).scatter(2, shown, 0.0)
+    return ((q + margins).max(dim=2).values - q.gather(2, shown).squeeze(2)).mean()
+
+
+def _td_loss(agent: Agent, target: PlacementQNetwork, batch: Sequence[tuple], config: TrainConfig) -> torch.Tensor:
     states = torch.as_tensor(np.stack([b[0] for b in batch]))
     actions = torch.as_tensor(np.array([b[1] for b in batch]), dtype=torch.long)
     rewards = torch.as_tensor(np.stack([b[2] for b in batch]))
@@ -156,8 +221,4 @@ def _learn(agent: Agent, target: PlacementQNetwork, optimizer: torch.optim.Optim
         else:
             next_q = next_target.max(dim=2).values
         y = rewards + config.discount * not_done.unsqueeze(1) * next_q
-    loss = torch.nn.functional.mse_loss(q, y)
-    optimizer.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(agent.net.parameters(), config.gradient_clip)
-    optimizer.step()
+    return torch.nn.functional.mse_loss(q, y)

@@ -48,7 +48,7 @@ from controller.model.units import mbps_to_mb_per_s
 from controller.model.substrate import Substrate
 from controller.model.topology import NodeName
 from controller.model.workload import Placement, Workload
-from controller.policies.base import Observation, Policy
+from controller.policies.base import Policy, observe, start_day
 from controller.testbed.network import Testbed
 from controller.testbed.probes import ProbeLog
 from controller.testbed.scrape import metric
@@ -134,7 +134,7 @@ class LiveLoop:
         self.policy = policy
         policy.bind(self.substrate)
         policy.use_objective(dataset.objective_weights)
-        policy.reset(self.substrate, self.workload)
+        start_day(policy, self.substrate, self.workload)
         self.evaluator = StepEvaluator(self.substrate, dataset.objective_weights)
         layout = testbed.layout
         schema = P4Schema.load()
@@ -225,7 +225,7 @@ class LiveLoop:
         self.metrics.step.set(step)
         counters = self._counters(notes)
         t = time.perf_counter()
-        observation = Observation(self.substrate, self.workload, step, hour, working, self.placement, self.last)
+        observation = observe(self.substrate, self.workload, step, hour, working, self.placement, self.last)
         decided = tuple(int(h) for h in (placement if placement is not None else self.policy.decide(observation)))
         seconds["decide"] = time.perf_counter() - t
         t = time.perf_counter()
