@@ -32,6 +32,7 @@ from controller.model.scenario import Scenario, load_scenario, preset_names
 from controller.model.topology import Topology, load_topology
 from controller.policies import policy_names
 from controller.policies.fixed_search import SEARCH as FIXED_SEARCH
+from controller.policies.fixed_search import SearchSettings
 from controller.policies.schedule_search import SCHEDULE_SEARCH
 from controller.report import per_hour_table, to_csv, to_json
 from rdma_emulator import cli as emulator_cli
@@ -275,17 +276,7 @@ def _train_best_fixed(args: argparse.Namespace) -> None:
     from controller.policies.fixed import placement_document
     from controller.policies.fixed_search import search_with_progress
 
-    _refuse_flags(args, {"variant": "--variant", "episodes": "--episodes", "learning_rate": "--learning-rate",
-                         "discount": "--discount", "resume": "--resume"}, "by --agent best-fixed (a search, not training)")
-    settings = replace(FIXED_SEARCH, **{k: v for k, v in (("budget", args.budget), ("sample", args.sample), ("seed", args.seed))
-                                  if v is not None})
-    source = _dataset_source(args)
-    scenario = _scenario_name(source)
-    out = Path(args.out or f"results/{experiments.safe_name(scenario)}-best-fixed.json")
-    if out.suffix != ".json":
-        raise SremError("a placement file's name ends in .json (fixed:FILE.json reads it)", where="--out")
-    _refuse_existing(out, args.force, directory=False)
-    dataset = _dataset(source, args)
+    settings, scenario, out, dataset = _search_inputs(args, FIXED_SEARCH, "a placement file", "fixed")
     result = search_with_progress(dataset, settings, show=not args.quiet)
     substrate = dataset.substrate
     measured = {"acceptance_working_hours": result.score.acceptance, "cost_per_workload_day": result.score.cost_per_workload_day,
@@ -308,17 +299,7 @@ def _train_best_schedule(args: argparse.Namespace) -> None:
     from controller.policies.best_schedule import schedule_document
     from controller.policies.schedule_search import search_with_progress
 
-    _refuse_flags(args, {"variant": "--variant", "episodes": "--episodes", "learning_rate": "--learning-rate",
-                         "discount": "--discount", "resume": "--resume"}, "by --agent best-schedule (a search, not training)")
-    settings = replace(SCHEDULE_SEARCH, **{k: v for k, v in (("budget", args.budget), ("sample", args.sample),
-                                                            ("seed", args.seed)) if v is not None})
-    source = _dataset_source(args)
-    scenario = _scenario_name(source)
-    out = Path(args.out or f"results/{experiments.safe_name(scenario)}-best-schedule.json")
-    if out.suffix != ".json":
-        raise SremError("a schedule file's name ends in .json (best-schedule:FILE.json reads it)", where="--out")
-    _refuse_existing(out, args.force, directory=False)
-    dataset = _dataset(source, args)
+    settings, scenario, out, dataset = _search_inputs(args, SCHEDULE_SEARCH, "a schedule file", "best-schedule")
     result = search_with_progress(dataset, settings, show=not args.quiet)
     measured = {"acceptance_working_hours": result.score.acceptance, "cost_per_workload_day": result.score.cost_per_workload_day,
                 "search": {"start": result.start, "budget": settings.budget, "evaluations": result.evaluations,
@@ -335,6 +316,26 @@ def _train_best_schedule(args: argparse.Namespace) -> None:
             f"{', a local optimum' if result.converged else ', budget spent'})\n"
             f"  use it with --policy best-schedule:{out}")
     _emit(args, {"schedule_file": str(out), **{k: v for k, v in document.items() if k not in ("format", "version")}}, text)
+
+
+S = TypeVar("S", bound="SearchSettings")
+
+
+def _search_inputs(args: argparse.Namespace, defaults: S, what: str, policy: str) -> tuple[S, str, Path, Dataset]:
+    """What `--agent best-fixed|best-schedule` searches with: its settings with the flags given, the scenario,
+    the output file (a .json name, not overwritten without --force) and the dataset; training flags refused."""
+    _refuse_flags(args, {"variant": "--variant", "episodes": "--episodes", "learning_rate": "--learning-rate",
+                         "discount": "--discount", "features": "--features", "teacher": "--teacher", "resume": "--resume"},
+                  f"by --agent {args.agent} (a search, not training)")
+    settings = replace(defaults, **{k: v for k, v in (("budget", args.budget), ("sample", args.sample), ("seed", args.seed))
+                                    if v is not None})
+    source = _dataset_source(args)
+    scenario = _scenario_name(source)
+    out = Path(args.out or f"results/{experiments.safe_name(scenario)}-{args.agent}.json")
+    if out.suffix != ".json":
+        raise SremError(f"{what}'s name ends in .json ({policy}:FILE.json reads it)", where="--out")
+    _refuse_existing(out, args.force, directory=False)
+    return settings, scenario, out, _dataset(source, args)
 
 
 def _write_document(out: Path, document: dict[str, Any]) -> None:
