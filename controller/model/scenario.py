@@ -2,7 +2,7 @@
 
 A scenario is YAML. Keys carry their unit in their name (`_mb`, `_gbps`, `_ms`, ...); a `[low, high]`
 pair is a range that the dataset generator draws from uniformly. Unknown keys are rejected by name.
-Presets live in controller/scenarios/ (`paper`, `small`, `large`); `srem scenario show NAME` prints one.
+Presets live in controller/scenarios/ (`paper`, `paper-shuffled`, `small`, `large`); `srem scenario show NAME` prints one.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def preset_names() -> list[str]:
 
 
 def load_scenario(name_or_path: str) -> Scenario:
-    """A preset name (`paper`, `small`, `large`) or a YAML file path."""
+    """A preset name (`paper`, `paper-shuffled`, `small`, `large`) or a YAML file path."""
     if name_or_path in preset_names():
         path = PRESET_DIR / f"{name_or_path}.yaml"
     else:
