@@ -51,7 +51,8 @@ class Observation:
     """The evaluation of the previous step; None before the first step."""
 
     def __post_init__(self) -> None:
-        if self.workload.known_steps != self.step + 1:
+        # A day without requests has no rates to leak (and no length to read them from).
+        if self.workload.requests and self.workload.known_steps != self.step + 1:
             raise ValueError(f"an observation of step {self.step} holds rates of {self.workload.known_steps} steps; "
                              "build it with observe()")
 

@@ -35,9 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.errors import SremError
-from controller.model.constraints import rdma_table_used_mb
-from controller.model.estimates import ChainEstimator, SubstrateTables, substrate_tables
-from controller.model.feasibility import fits
+from controller.model.estimates import ChainEstimator, SubstrateTables, step_traffic, substrate_tables
 from controller.model.substrate import Substrate
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy, register
@@ -72,17 +70,11 @@ class GreedySlackPolicy(Policy):
         requests before their cost does (lower first)."""
         t = self.tables
         assert t is not None, "reset() the policy on a workload first"
-        step = observation.step
+        caps = t.capacities
         previous = np.array(observation.placement)
         placement = previous.copy()
-        requests = observation.workload.requests
-        rate = np.array([r.rate_mbps[step] for r in requests])
-        deadline = np.array([r.deadline_ms[step] for r in requests])
-        sizes = t.capacities.sizes_mb
-        room = t.capacities.room_left_mb(placement)
-        table_room = t.capacities.table_mb.copy()
-        for node, used in rdma_table_used_mb(t.capacities.substrate, placement).items():
-            table_room[(t.host_node == node) & np.isfinite(t.capacities.table_mb)] -= used
+        rate, deadline = step_traffic(observation.workload, observation.step)
+        storage, index = caps.used_mb(placement), caps.index_used_mb(placement)
         demand = [rate[r].sum() for r, _ in self.estimator.users]
         order = sorted(range(len(placement)), key=lambda k: (-demand[k], k))
         placed = np.zeros(len(placement), dtype=bool) if pinned is None else pinned.copy()
@@ -93,14 +85,14 @@ class GreedySlackPolicy(Policy):
                 if pinned is not None and pinned[k]:
                     continue
                 here = placement[k]
-                room[here] += sizes[k]
-                table_room[here] += t.capacities.index_mb[k, here]
-                allowed = fits(room, sizes[k]) & fits(table_room, t.capacities.index_mb[k])
+                storage[here] -= caps.sizes_mb[k]
+                index[here] -= caps.index_mb[k, here]
+                allowed = caps.admits(k, storage, index)
                 chosen = self.best_host(k, placement, previous, placed, rate, deadline, allowed, rank[k]) if allowed.any() else here
                 placement[k] = chosen
                 placed[k] = True
-                room[chosen] -= sizes[k]
-                table_room[chosen] -= t.capacities.index_mb[k, chosen]
+                storage[chosen] += caps.sizes_mb[k]
+                index[chosen] += caps.index_mb[k, chosen]
                 changed |= chosen != here
             if not changed:
                 break

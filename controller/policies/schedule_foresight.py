@@ -94,12 +94,9 @@ class ScheduleForesightPolicy(Policy):
         placed = np.ones(len(placement), dtype=bool)
         for k in sorted(ahead, key=lambda k: (-caps.sizes_mb[k], k)):
             here = placement[k]
-            placement[k] = -1  # out of the accounting while its host is chosen
-            on = placement[placement >= 0]
-            others = np.flatnonzero(placement >= 0)
-            storage = np.bincount(on, weights=caps.sizes_mb[others], minlength=len(caps.storage_mb))
-            index = np.bincount(on, weights=caps.index_mb[others, on], minlength=len(caps.storage_mb))
-            placement[k] = here
+            storage, index = caps.used_mb(placement), caps.index_used_mb(placement)
+            storage[here] -= caps.sizes_mb[k]  # out of the accounting while its host is chosen
+            index[here] -= caps.index_mb[k, here]
             kept_now, _ = greedy.estimator.host_scores(k, placement, previous, placed, rate_now, deadline_now)
             kept_next, cost_next = greedy.estimator.host_scores(k, placement, placement, placed, rate_next, deadline_next, arrived=True)
             allowed = switch & caps.admits(k, storage, index) & (kept_now >= kept_now[here])
