@@ -5,7 +5,11 @@
 - the EMAC (`srem emac`, UDP attachment) in front of it, for n_f = 1..4 and delta = 0 and 2 us:
   median lookup time seen by the switch side, and what the EMAC adds beyond the configured RDMA
   latency n_f x delta (target: at most 200 us), next to the time of n_f READs done directly;
-- lookups per second through one EMAC, a window in flight.
+- lookups per second through one EMAC, a window in flight;
+- WRITEs per second of 64 bytes signed with the control key (issue 20: the server checks each tag and
+  nonce), beside the unsigned READs above;
+- for latency 2 us, 200 us and 1 ms, how soon after its due time the server sent each delayed completion,
+  on its own clock (srem_memserver_completion_delay_seconds): the share within 20, 100 and 500 us.
 
 Run: .venv/bin/python benchmarks/bench_rdma.py [--json]
 """
@@ -16,11 +20,15 @@ import argparse
 import json
 import socket
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 from rdma_emulator import protocol as P
+from rdma_emulator.auth import load_key, sign, write_key_files
 from rdma_emulator.client import store as program
 from rdma_emulator.processes import running
+from rdma_emulator.server import DELAY_BUCKETS_S
 from srem_formats import em_table
 from srem_formats.flows import Action, Flow, Rule, VnfKind
 from srem_formats.wire import ETHERTYPE_EMAC_REQUEST, EmacRequest
@@ -107,6 +115,39 @@ def emac_figures(latency_ns: float, n: int) -> list[dict[str, float]]:
     return rows
 
 
+def signed_writes_per_s(n: int) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "control.key"
+        write_key_files([(path, None)])
+        key = load_key(path)
+        with running("memserver", "--listen", "127.0.0.1:0", "--key-file", str(path), "--log-level", "warning") as server:
+            address = server.address("memserver")
+            region, rkey = program(address, bytes(4096), key=key)
+            sock = connect(address)
+            packets = [sign(P.write(i, region, rkey, (i * 64) % 4096, bytes(64)), key).pack() for i in range(n)]
+            rate = windowed(sock, packets, 32)
+            sock.close()
+    return rate
+
+
+def lateness(latency_ns: float, n: int) -> dict[str, float]:
+    """Share of delayed completions the server sent within each bound after their due time, on its clock."""
+    with running("memserver", "--listen", "127.0.0.1:0", "--latency-ns", str(latency_ns), "--log-level", "warning") as server:
+        address = server.address("memserver")
+        region, rkey = program(address, bytes(64))
+        sock = connect(address)
+        before = server.metrics()
+        one_by_one(sock, [P.read(i, region, rkey, 0, 64).pack() for i in range(n)])
+        after = server.metrics()
+        sock.close()
+    name = "srem_memserver_completion_delay_seconds"
+    buckets = sorted((float(k.partition("le=")[2].rstrip("}")), v - before.get(k, 0)) for k, v in after.items()
+                     if k.startswith(f"{name}_bucket{{"))
+    count = after[f"{name}_count"] - before[f"{name}_count"]
+    within = {f"{b * 1e6:g}": next(v for le, v in buckets if le >= latency_ns * 1e-9 + b) / count for b in DELAY_BUCKETS_S[1:4]}
+    return {"latency_us": latency_ns / 1000, "early": buckets[0][1], **within}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -135,14 +176,20 @@ def main() -> None:
             lookups_per_s = windowed(switch, frames, 32)
             switch.close()
 
+    signed = signed_writes_per_s(20_000)
+    late = [lateness(latency, 2000 if latency < 1e6 else 500) for latency in (2_000, 200_000, 1_000_000)]
     figures = {"memserver_reads_per_s": reads_per_s, "read_round_trip_us": read_rtt * 1e6, "emac": rows,
-               "emac_lookups_per_s": lookups_per_s}
+               "emac_lookups_per_s": lookups_per_s, "signed_writes_per_s": signed, "lateness": late}
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"memory server, loopback, delta 0: {reads_per_s:,.0f} READs/s (64 B, 32 in flight; target >= 20,000); "
           f"one READ round trip {read_rtt * 1e6:.0f} us median")
     print(f"EMAC: {lookups_per_s:,.0f} lookups/s (n_f 1, 32 in flight)")
+    print(f"signed WRITEs (control key): {signed:,.0f}/s (64 B, 32 in flight)")
+    for row in late:
+        print(f"delayed completions at {row['latency_us']:g} us, sent after their due time within 20 / 100 / 500 us: "
+              f"{row['20']:.1%} / {row['100']:.1%} / {row['500']:.1%} (early: {row['early']:g})")
     print("n_f  delta    lookup (median)  added beyond n_f x delta (target <= 200 us)  n_f READs direct  EMAC overhead")
     for r in rows:
         print(f"{r['accesses']:>3}  {r['latency_ns'] / 1000:>4g} us  {r['lookup_us']:>10.0f} us  {r['added_us']:>28.0f} us"

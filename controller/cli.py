@@ -5,7 +5,9 @@ A thin shell: every experiment's defaults live in controller/experiments.py, and
 flags are exactly the ones it uses (argparse refuses the rest). Every command that reports results
 takes --json and then prints one JSON document on stdout (schemas in README.md); progress bars and
 notes go to stderr. Bad input exits with status 2 and one line, `srem: error: WHERE: WHAT`, with
-nothing written; results already on disk are never overwritten without --force.
+nothing written. A command writes only what it creates: a file already there is overwritten only with
+--force, and a directory is replaced (with --force) only if it is an earlier output of the same command,
+atomically (srem_formats/output_dir.py). SIGTERM interrupts like Ctrl-C, so the same cleanup runs.
 
 Nothing heavy (torch, highspy, gymnasium, matplotlib) is imported at module level: `srem --help`
 and every command's --help stay fast, and the commands import what they need.
@@ -16,18 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import signal
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from controller import experiments
 from controller.errors import SremError
-from controller.model.dataset import Dataset, default_dataset, generate_dataset
+from controller.model.dataset import GENERATED_BY, Dataset, default_dataset, generate_dataset
 from controller.model.scenario import Scenario, load_scenario, preset_names
 from controller.model.topology import Topology, load_topology
 from controller.policies import policy_names
@@ -38,6 +40,7 @@ from controller.report import per_hour_table, to_csv, to_json
 from rdma_emulator import cli as emulator_cli
 from srem_formats.arguments import (OneLineParser, checked, host_port, non_negative_int, parse_address, positive_float,
                                     positive_int, unit_interval)
+from srem_formats.output_dir import OutputError, check_output, claim, output_dir
 from topologies import builtin_names
 
 if TYPE_CHECKING:  # the testbed's modules are imported by the commands that use them
@@ -55,6 +58,9 @@ _some_steps = checked(int, lambda v: v >= 1, "an integer >= 1 or `all`")
 def steps_count(text: str) -> int | None:
     """A positive number of steps, or `all` (None: the whole day, however many steps the scenario's day has)."""
     return None if text == "all" else _some_steps(text)
+
+
+election_id = checked(int, lambda v: 1 <= v < 2**128, "an integer 1..2**128-1 (P4Runtime's election ids)")
 
 
 def named_address(text: str) -> tuple[str, tuple[str, int]]:
@@ -93,31 +99,27 @@ def _note(message: str) -> None:
     print(f"srem: note: {message}", file=sys.stderr)
 
 
-def _refuse_existing(path: Path, force: bool, directory: bool, hint: str = "") -> None:
-    """Results on disk are never replaced without --force: refused before any work is done (an empty
-    directory holds no results)."""
-    if not path.exists():
-        return
-    if path.is_dir() != directory:
-        raise SremError(f"exists and is not a {'directory' if directory else 'file'}", where=path)
-    if not force and (not directory or any(path.iterdir())):
+def _refuse_existing_file(path: Path, force: bool, hint: str = "") -> None:
+    """A file on disk is never overwritten without --force, and never replaced by one at all if it is a
+    directory: refused before any work is done. (Directories: srem_formats/output_dir.py.)"""
+    if path.is_dir():
+        raise SremError("is a directory; give the path of a file", where=path)
+    if path.exists() and not force:
         raise SremError(f"exists; pass --force to overwrite it{hint}", where=path)
 
 
-@contextmanager
-def _results_dir(out: Path) -> Iterator[Path]:
-    """A fresh directory to write a run into; it replaces `out` only when the run completes, so a
-    failed run leaves neither a half-written folder nor a damaged earlier one."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+def _write_file(out: Path, text: str) -> None:
+    """A file written whole or not at all (an interrupted command leaves no half file)."""
+    tmp = out.with_name(f".{out.name}.tmp")
     try:
-        yield staging
-        staging.chmod(0o755)
-        if out.exists():  # an earlier run, refused before unless --force
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, out)
+    except BaseException as exc:
+        with suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise SremError(f"cannot be written ({exc.strerror})", where=out) from None
         raise
 
 
@@ -153,7 +155,8 @@ def cmd_topology(args: argparse.Namespace) -> None:
         return
     text = json.dumps(document, indent=1)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        _refuse_existing_file(Path(args.out), args.force)
+        _write_file(Path(args.out), text + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text)
@@ -165,12 +168,15 @@ def cmd_scenario_show(args: argparse.Namespace) -> None:
 
 
 def cmd_scenario_generate(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    check_output(out, GENERATED_BY, args.force)  # generate_dataset replaces an earlier dataset: asked here, before any work
     scenario = load_scenario(args.scenario)
-    dataset = generate_dataset(scenario, Path(args.out), seed=args.seed, progress=not args.quiet, workload_seed=args.workload_seed)
+    dataset = generate_dataset(scenario, out, seed=args.seed, progress=not args.quiet, workload_seed=args.workload_seed)
     m = dataset.manifest
-    document = {"path": str(dataset.path), "scenario": m.scenario, "scenario_hash": m.scenario_hash, "seed": m.seed,
+    path = dataset.path
+    document = {"path": str(path), "scenario": m.scenario, "scenario_hash": m.scenario_hash, "seed": m.seed,
                 "workload_seed": m.traffic_seed, "splits": m.splits}
-    _emit(args, document, f"wrote {dataset.path}: {m.splits['train']} train and {m.splits['test']} test workloads of {scenario.name} "
+    _emit(args, document, f"wrote {path}: {m.splits['train']} train and {m.splits['test']} test workloads of {scenario.name} "
                           f"(seed {m.seed}, workload seed {m.traffic_seed})")
 
 
@@ -209,11 +215,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     default_csv = (f"evaluate-{experiments.safe_name(_scenario_name(source))}-{experiments.safe_name(args.policy)}-{args.split}"
                    f"{f'-limit{args.limit}' if args.limit else ''}.csv")
     csv_path = Path(args.csv) if args.csv else Path("results") / default_csv
-    _refuse_existing(csv_path, args.force, directory=False)
+    _refuse_existing_file(csv_path, args.force)
     dataset = _dataset(source, args)
     report = evaluate_policy(dataset, policy, args.split, args.limit, progress=not args.quiet, spec=args.policy)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    csv_path.write_text(to_csv(report))
+    _write_file(csv_path, to_csv(report))
     print(f"wrote {csv_path}", file=sys.stderr)
     _emit(args, report.to_dict(), per_hour_table(report))
 
@@ -226,6 +231,8 @@ def _refuse_flags(args: argparse.Namespace, flags: dict[str, str], why: str) -> 
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.resume and args.force:
+        raise SremError("continues the checkpoint at --out, --force starts it afresh: give one of them", where="--resume")
     if args.agent == "best-fixed":
         _train_best_fixed(args)
         return
@@ -234,6 +241,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     _refuse_flags(args, {"budget": "--budget", "sample": "--sample"},
                   f"by --agent {args.agent} (only by best-fixed and best-schedule)")
+    if args.agent == "ddqn-cm":
+        _refuse_flags(args, {"variant": "--variant"}, "by --agent ddqn-cm (SR-EM's filters; DDQN-CM has none)")
     from controller.policies.ddqn_cm import ddqn_cm_config, ddqn_cm_reward
     from controller.rl.agent import TrainConfig
     from controller.rl.training import train
@@ -249,8 +258,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     name = args.agent if args.agent == "ddqn-cm" else config.variant
     out = Path(args.out or f"results/{experiments.safe_name(_scenario_name(source))}-{name}-seed{config.seed}.pt")
     if not args.resume:
-        _refuse_existing(out, args.force, directory=False, hint=", or --resume to continue it")
+        _refuse_existing_file(out, args.force, hint=", or --resume to continue it")
     dataset = _dataset(source, args)
+    if args.resume:
+        _refuse_fewer_episodes(out, dataset, config.episodes)
     days = _teacher_days(dataset, config.teacher, config.demonstrations) if config.teacher else ()
     _, run = train(dataset, config, checkpoint=out, resume=args.resume, reward_fn=reward_fn, progress=not args.quiet,
                    teacher_days=days)
@@ -261,6 +272,18 @@ def cmd_train(args: argparse.Namespace) -> None:
                 "final_reward": sum(tail) / len(tail) if tail else None, "rewards": run.rewards}
     text = f"wrote {out}: {done} episodes, mean reward of the last tenth {document['final_reward']:.3f}, {run.seconds:.0f} s"
     _emit(args, document, text)
+
+
+def _refuse_fewer_episodes(checkpoint: Path, dataset: Dataset, episodes: int) -> None:
+    """--resume trains up to --episodes: a checkpoint already past them would be rewritten as it is, as if continued."""
+    from controller.rl.checkpoint import load_checkpoint
+
+    if not checkpoint.exists():
+        return  # --resume of nothing starts afresh
+    done = load_checkpoint(checkpoint, dataset.substrate, dataset.manifest.scenario_hash).get("episode")
+    if isinstance(done, int) and episodes < done:
+        raise SremError(f"{episodes} is fewer than the {done} episodes {checkpoint} has done; give --episodes {done} or more "
+                        "to continue it", where="--episodes")
 
 
 def _teacher_days(dataset: Dataset, spec: str, workloads: int) -> list[tuple[int, list[Placement]]]:
@@ -334,16 +357,12 @@ def _search_inputs(args: argparse.Namespace, defaults: S, what: str, policy: str
     out = Path(args.out or f"results/{experiments.safe_name(scenario)}-{args.agent}.json")
     if out.suffix != ".json":
         raise SremError(f"{what}'s name ends in .json ({policy}:FILE.json reads it)", where="--out")
-    _refuse_existing(out, args.force, directory=False)
+    _refuse_existing_file(out, args.force)
     return settings, scenario, out, _dataset(source, args)
 
 
 def _write_document(out: Path, document: dict[str, Any]) -> None:
-    """A JSON file written whole or not at all (a search interrupted leaves no half file)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=1) + "\n")
-    os.replace(tmp, out)
+    _write_file(out, json.dumps(document, indent=1) + "\n")
 
 
 def _settings(args: argparse.Namespace, full: T, quick: T, **budgets: Any) -> tuple[T, dict[str, Any]]:
@@ -359,8 +378,13 @@ def _output(args: argparse.Namespace, experiment: str, scenario: Scenario, budge
     methods = [f"{label}={spec}" if label != spec else spec for label, spec in getattr(args, "policy", [])]
     out = Path(args.out) if args.out else experiments.results_folder(experiment, scenario.name, quick=args.quick,
                                                                        methods=methods, budgets=flags)
-    _refuse_existing(out, args.force, directory=True, hint=", or choose another --out")
+    check_output(out, f"experiment {experiment}", args.force, hint=", or choose another --out")
     return out
+
+
+def _results_dir(args: argparse.Namespace, out: Path) -> AbstractContextManager[Path]:
+    """Where the experiment writes its run: staged, then put at `out` when it completes."""
+    return output_dir(out, f"experiment {args.experiment}", args.force)
 
 
 def _methods(args: argparse.Namespace, defaults: dict[str, str], dataset: Dataset) -> experiments.Methods:
@@ -387,7 +411,7 @@ def cmd_fig5(args: argparse.Namespace) -> None:
     scenario = load_scenario(settings.scenario)
     out = _output(args, "fig5", scenario, budgets)
     dataset = default_dataset(scenario, progress=not args.quiet)
-    with _results_dir(out) as staging:
+    with _results_dir(args, out) as staging:
         result = experiments.fig5(dataset, settings.episodes, list(range(settings.seeds)), staging, progress=not args.quiet)
     _emit(args, {"out": str(out), **result.to_dict()}, result.markdown().rstrip() + f"\nwrote {out}/fig5.csv, fig5.png, fig5.md")
 
@@ -398,7 +422,7 @@ def cmd_fig6(args: argparse.Namespace) -> None:
     out = _output(args, "fig6", scenario, budgets)
     dataset = default_dataset(scenario, progress=not args.quiet)
     methods = _methods(args, dict(settings.methods), dataset)
-    with _results_dir(out) as staging:
+    with _results_dir(args, out) as staging:
         result = experiments.fig6(dataset, methods, staging, settings.limit, progress=not args.quiet)
     _emit(args, {"out": str(out), **result.to_dict()},
           result.markdown().rstrip() + f"\nwrote {out}/fig6.csv, fig6a.png, fig6b.png, fig6c.png, fig6.md")
@@ -411,7 +435,7 @@ def cmd_gap(args: argparse.Namespace) -> None:
     out = _output(args, "gap", scenario, budgets)
     dataset = default_dataset(scenario, progress=not args.quiet)
     methods = _methods(args, dict(settings.methods), dataset)
-    with _results_dir(out) as staging:
+    with _results_dir(args, out) as staging:
         result = experiments.optimality_gap(dataset, methods, settings.time_limit_s, settings.limit, staging,
                                             progress=not args.quiet, day_time_limit_s=settings.day_time_limit_s)
     _emit(args, {"out": str(out), **result.to_dict()}, result.markdown().rstrip() + f"\nwrote {out}/gap.csv, gap-day.csv, gap.md")
@@ -470,12 +494,16 @@ def _testbed_options(args: argparse.Namespace, topology: Topology) -> TestbedOpt
             raise SremError(f"{', '.join(unknown)}: not a rack server of {topology.name} ({', '.join(servers)})", where="--memory-server")
         if lacking := [s for s in servers if s not in remote]:
             raise SremError(f"no memory server for {', '.join(lacking)}: give one per rack server", where="--memory-server")
-    return TestbedOptions(bandwidth_scale=args.bandwidth_scale, emulate_delay=not args.no_delay,
-                          external_memory=not (args.no_external_memory or remote or args.emac_metrics),
-                          host_processes=not args.no_host_processes, switch_args=tuple(args.switch_arg),
-                          ready_timeout_s=args.timeout, grpc_host=args.grpc_host, advertise_host=args.advertise,
-                          remote_memory_servers={name: f"{host}:{port}" for name, (host, port) in remote.items()},
-                          remote_emac_metrics=None if args.emac_metrics is None else "%s:%d" % args.emac_metrics)
+    try:
+        return TestbedOptions(bandwidth_scale=args.bandwidth_scale, emulate_delay=not args.no_delay,
+                              external_memory=not (args.no_external_memory or remote or args.emac_metrics),
+                              host_processes=not args.no_host_processes, switch_args=tuple(args.switch_arg),
+                              ready_timeout_s=args.timeout, grpc_host=args.grpc_host, advertise_host=args.advertise,
+                              remote_memory_servers={name: f"{host}:{port}" for name, (host, port) in remote.items()},
+                              remote_emac_metrics=None if args.emac_metrics is None else "%s:%d" % args.emac_metrics,
+                              tls_dir=None if args.tls_dir is None else Path(args.tls_dir))
+    except ValueError as exc:  # the one check of the options the flags above do not make: TLS off loopback
+        raise SremError(f"{exc}: give --tls-dir", where="--grpc-host") from None
 
 
 def cmd_testbed_up(args: argparse.Namespace) -> None:
@@ -489,10 +517,9 @@ def cmd_testbed_up(args: argparse.Namespace) -> None:
     if (current := testbed_state.pointed()) is not None:
         raise inventory.already_up(current)
     run_dir = Path(args.run_dir or f"results/testbed-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    if (run_dir / testbed_state.STATE_FILE).exists():
-        raise SremError("holds a testbed's state already; choose another --run-dir", where=run_dir)
+    check_output(run_dir, "testbed up", False, force_flag=None, hint="; choose another --run-dir")
     options = _testbed_options(args, topology)
-    process = holder.spawn(run_dir, topology, options)
+    process = holder.spawn(claim(run_dir, "testbed up", False, force_flag=None), topology, options)
     holder.wait_ready(process, run_dir, holder.UP_TIMEOUT_S + 3 * args.timeout)
     state = testbed_state.load(run_dir / testbed_state.STATE_FILE)
     document = {"run_dir": state.run_dir, "holder_pid": process.pid, "topology": topology.name,
@@ -579,18 +606,19 @@ def cmd_testbed_run(args: argparse.Namespace) -> None:
 
             raise inventory.already_up(current)
     scenario = load_scenario(args.scenario)
+    out = Path(args.out or f"results/testbed-{experiments.safe_name(scenario.name)}-wl{args.workload}-{experiments.safe_name(args.policy)}")
+    resume = attach is not None and args.resume and resumable(out, attach)
+    if not resume:
+        check_output(out, "testbed run", args.force)
     dataset = default_dataset(scenario, progress=not args.quiet)
     policy = make_policy(args.policy)
     count = len(dataset.hours) if args.steps is None else args.steps
     if count > len(dataset.hours):
         raise SremError(f"the day has {len(dataset.hours)} steps", where="--steps")
-    out = Path(args.out or f"results/testbed-{experiments.safe_name(scenario.name)}-wl{args.workload}-{experiments.safe_name(args.policy)}")
-    resume = attach is not None and args.resume and resumable(out, attach)
-    if not resume:
-        _refuse_existing(out, args.force, directory=True)
-        if out.exists():
-            shutil.rmtree(out)
-    settings = LoopSettings(step_seconds=args.step_seconds, probe_pps=args.probe_pps, budget_pps=args.budget_pps)
+    if not resume:  # written in place as the run goes: a restarted controller continues it (--resume)
+        claim(out, "testbed run", args.force)
+    given = {"probe_pps": args.probe_pps, "budget_pps": args.budget_pps, "election_id": args.election_id, "role": args.role}
+    settings = LoopSettings(step_seconds=args.step_seconds, **{k: v for k, v in given.items() if v is not None})
     result = run_testbed(scenario, dataset, args.workload, policy, settings, out.resolve(), count,
                          say=lambda line: None if args.json else print(line, file=sys.stderr), metrics=args.metrics,
                          attach=attach, hold=_until_signalled if args.hold else None, resume=resume)
@@ -619,15 +647,13 @@ def cmd_testbed_serve(args: argparse.Namespace) -> None:
     topology = load_scenario(args.scenario).topology if args.scenario else load_topology(args.topology)
     options = _testbed_options(args, topology)
     run_dir = Path(args.run_dir).resolve()
+    check_output(run_dir, "testbed serve", args.replace, force_flag="--replace", hint=" (what it recorded is stopped first)")
     if args.replace:
         # A container that starts again finds what its previous run left: nothing of it runs any more.
         for stale in {p for p in (testbed_state.pointed(), run_dir / testbed_state.STATE_FILE) if p is not None and p.exists()}:
             inventory.down(stale)
         testbed_state.POINTER.unlink(missing_ok=True)
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-    elif (run_dir / testbed_state.STATE_FILE).exists():
-        raise SremError("holds a testbed's state already (--replace takes it over)", where=run_dir)
+    claim(run_dir, "testbed serve", args.replace, force_flag="--replace")
 
     def ready(testbed: Testbed) -> None:
         state = testbed.state
@@ -738,6 +764,9 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
     network.add_argument("--advertise", default=None, metavar="HOST",
                          help="the host name controllers reach the P4Runtime ports at, as the state file records it "
                               "(default: --grpc-host)")
+    network.add_argument("--tls-dir", default=None, metavar="DIR",
+                         help="make a CA and certificates in DIR and serve P4Runtime over TLS that accepts only the "
+                              "controller's client certificate (required when --grpc-host is not loopback)")
     network.add_argument("--memory-server", type=named_address, action="append", default=[], metavar="SERVER=HOST:PORT",
                          help="the memory server of rack server SERVER runs elsewhere, at HOST:PORT (one per rack server; "
                               "then none is started here, nor the EMAC)")
@@ -770,9 +799,14 @@ def _testbed_parsers(sub: argparse._SubParsersAction, json_flag: argparse.Argume
     p.add_argument("--policy", default="srem", help="policy SPEC as for srem evaluate (default srem: the shipped checkpoint)")
     p.add_argument("--steps", type=steps_count, default=None, help="the first N steps of the day, or `all` (default all)")
     p.add_argument("--step-seconds", type=positive_float, default=10.0, help="wall time of one two-hour step (default 10)")
-    p.add_argument("--probe-pps", type=positive_float, default=10.0, help="probes per second per chain (default 10)")
-    p.add_argument("--budget-pps", type=positive_float, default=1000.0,
-                   help="data packets per second in total at the workload's busiest step; sets the scale factor (default 1000)")
+    # Defaults are LoopSettings' (None: not given), written out in the help: importing the loop here would make --help slow.
+    p.add_argument("--probe-pps", type=positive_float, default=None, help="probes per second per chain (default 5)")
+    p.add_argument("--budget-pps", type=positive_float, default=None,
+                   help="data packets per second in total at the workload's busiest step; sets the scale factor (default 300)")
+    p.add_argument("--election-id", type=election_id, default=None,
+                   help="the controller's P4Runtime election id, 1..2**128-1 (default 1); the switches make the highest "
+                        "connected one primary")
+    p.add_argument("--role", default=None, help="the controller's P4Runtime role (default: none, full access)")
     p.add_argument("--out", default=None, help="run directory (default results/testbed-SCENARIO-wlN-POLICY)")
     p.add_argument("--metrics", type=host_port, default=None, metavar="HOST:PORT",
                    help="serve the loop's Prometheus metrics (each part's time, step, acceptance, faults) while it runs")
@@ -812,6 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name", help=f"built-in topology ({', '.join(builtin_names())}) or a topology file")
         if action == "export":
             p.add_argument("--out", help="write to this file instead of stdout")
+            p.add_argument("--force", action="store_true", help="overwrite the --out file if it exists")
         p.set_defaults(func=cmd_topology)
 
     scen = sub.add_parser("scenario", help="show a scenario or generate its dataset")
@@ -825,7 +860,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workload-seed", type=non_negative_int, default=None,
                    help="draw the workloads with this seed instead: the same network (substrate) with fresh traffic, "
                         "for testing a trained policy on workloads it never saw")
-    p.add_argument("--out", required=True, help="dataset directory to write (replaced whole)")
+    p.add_argument("--out", required=True,
+                   help="dataset directory to create (an existing one only if empty, or with --force if it is a dataset "
+                        "srem generated)")
+    p.add_argument("--force", action="store_true", help="replace the dataset --out holds, generated before by srem")
     p.set_defaults(func=cmd_scenario_generate)
 
     p = sub.add_parser("evaluate", help="run a policy over a dataset split and print the per-hour table", parents=[json_flag, quiet_flag])
@@ -852,15 +890,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "working-hours acceptance (then least cost) on the training workloads, written as a placement file "
                         "for --policy fixed:FILE; best-schedule: the same for one placement per step, written as a "
                         "schedule file for --policy best-schedule:FILE")
-    p.add_argument("--variant", default=None, choices=["hybrid", "static", "dynamic", "none"], help="SR-EM's filters (default hybrid)")
+    p.add_argument("--variant", default=None, choices=["hybrid", "static", "dynamic", "none"],
+                   help="SR-EM's filters (default hybrid; ddqn-cm has none)")
     p.add_argument("--episodes", type=positive_int, default=None,
-                   help="episodes (default 5000; best-fixed, best-schedule: not used)")
+                   help="episodes (default 5000; with --resume, the total to reach; best-fixed, best-schedule: not used)")
     p.add_argument("--seed", type=non_negative_int, default=None,
                    help="seed of the network's initialisation, exploration and replay sampling; for best-fixed and "
                         "best-schedule, of the "
                         "workload sample and the search order (default 0)")
-    p.add_argument("--learning-rate", type=positive_float, default=None, help="default 0.2 (the paper's)")
-    p.add_argument("--discount", type=unit_interval, default=None, help="default 0.7 (the paper's: 0.3)")
+    # The defaults of controller/rl/agent.py's TrainConfig and controller/policies/ddqn_cm.py's ddqn_cm_config, written
+    # out because importing them imports torch (tests/test_cli_rough_edges.py checks they agree).
+    p.add_argument("--learning-rate", type=positive_float, default=None, help="default 0.2 for both agents (the paper's)")
+    p.add_argument("--discount", type=unit_interval, default=None,
+                   help="default 0.7 for srem, 0.3 for ddqn-cm (the paper's value)")
     p.add_argument("--features", default=None, choices=["paper", "schedule", "hosts"],
                    help="SR-EM's state: the paper's, with the public schedule's busy flags, or with those and the model's "
                         "estimate of every instance on every host (default paper)")
@@ -876,8 +918,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint path (default results/SCENARIO-VARIANT-seedN.pt); for best-fixed the placement file "
                         "(default results/SCENARIO-best-fixed.json), for best-schedule the schedule file "
                         "(default results/SCENARIO-best-schedule.json)")
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes")
-    p.add_argument("--force", action="store_true", help="overwrite the checkpoint at --out (start afresh)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --episodes (not with --force)")
+    p.add_argument("--force", action="store_true", help="overwrite the checkpoint at --out (start afresh; not with --resume)")
     p.set_defaults(func=cmd_train)
 
     exp = sub.add_parser("experiment", help="the paper's Fig. 5 and Fig. 6, and the gap to the exact optimum")
@@ -908,21 +950,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the command is, so that it unwinds as from Ctrl-C: staging folders removed,
+    a testbed taken down, nothing half-written left at a final path."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Commands that wait for SIGTERM (serve, --hold, the emulator's services) install their own handler over this one.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
-    except SremError as exc:
+    except (SremError, OutputError) as exc:
         print(f"srem: error: {exc.one_line()}", file=sys.stderr)
         return 2
     except emulator_cli.CommandError as exc:
         print(f"srem: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("srem: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("srem: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return 0
 
 

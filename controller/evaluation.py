@@ -7,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from controller.errors import SremError
 from controller.model.dataset import Dataset
 from controller.model.evaluator import Outcome, StepEvaluator, StepResult, host_kind_shares
 from controller.model.substrate import HostKind
 from controller.model.workload import Workload
 from controller.policies.base import Policy, observe, start_day
+from srem_formats.progress import progress as progress_of
 
 
 def run_day(evaluator: StepEvaluator, dataset: Dataset, workload: Workload, policy: Policy) -> list[StepResult]:
@@ -137,7 +136,7 @@ def evaluate_policy(dataset: Dataset, policy: Policy, split: str, limit: int | N
     policy.use_objective(dataset.objective_weights)
     evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
     per_hour = [HourSummary(hour, dataset.is_working_hour(hour)) for hour in dataset.hours]
-    for workload in tqdm(workloads, desc=f"evaluating {spec}", unit="workload", disable=not progress or None):
+    for workload in progress_of(workloads, desc=f"evaluating {spec}", unit="workload", show=progress):
         results = run_day(evaluator, dataset, workload, policy)
         for summary, result in zip(per_hour, results):
             summary.add(result, host_kind_shares(dataset.substrate, result.placement))

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm import tqdm
 
 from controller.errors import SremError
 from controller.evaluation import EvaluationReport, evaluate_policy
@@ -34,6 +33,7 @@ from controller.model.feasibility import capacities
 from controller.model.substrate import HostKind
 from controller.model.workload import Placement
 from controller.policies import Policy, make_policy
+from srem_formats.progress import progress as progress_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -363,8 +363,8 @@ def _learning_runs(dataset: Dataset, episodes: int, seeds: list[int], settings: 
         return [learning_run(*task, progress=progress) for task in tasks]
     with ProcessPoolExecutor(min(settings.jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(learning_run, *task) for task in tasks]
-        for _ in tqdm(as_completed(futures), total=len(futures), desc="fig5 training runs", unit="run",
-                      disable=not progress or None):
+        for _ in progress_of(as_completed(futures), total=len(futures), desc="fig5 training runs", unit="run",
+                             show=progress):
             pass
         return [f.result() for f in futures]
 
@@ -726,7 +726,7 @@ def _day_optima(dataset: Dataset, days: Mapping[str, list[_Day]], time_limit_s: 
     evaluator = StepEvaluator(dataset.substrate, dataset.objective_weights)
     solutions, starts = [], []
     workloads = dataset.split("test", limit)
-    for i, workload in enumerate(tqdm(workloads, desc="day-long optimum", unit="workload", disable=not progress or None)):
+    for i, workload in enumerate(progress_of(workloads, desc="day-long optimum", unit="workload", show=progress)):
         label = max(days, key=lambda m: (days[m][i].accepted, -days[m][i].cost))
         solutions.append(solve_day(evaluator, workload, time_limit_s, days[label][i].placements))
         starts.append(label)

@@ -45,6 +45,7 @@ RUN ln -s /opt/bmv2/bin/simple_switch_grpc /usr/local/bin/simple_switch_grpc \
          python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], "/tmp/ca.crt")' "$CA_BUNDLE_URL" \
          && export PIP_CERT=/tmp/ca.crt; fi \
     && pip install -q -c /tmp/requirements.txt numpy pydantic PyYAML tqdm scapy pexpect setuptools prometheus_client uvloop \
+       cryptography \
     && rm -f /tmp/ca.crt /tmp/requirements.txt \
     && find .venv -name __pycache__ -prune -exec rm -rf {} +
 COPY pyproject.toml README.md ./

@@ -3,7 +3,8 @@
 One client is one queue pair to one memory server. Completions are matched to requests by wr_id; a
 request without a completion within the timeout is posted again (the operations are idempotent,
 except ALLOC, which is never retried) and then fails with RdmaTimeout. Completions nobody waits for
-(late, duplicated, or garbage) are counted and dropped.
+(late, duplicated, or garbage) are counted and dropped. A client given the control key signs its
+ALLOC, FREE, WRITE and CAS (auth.py), every attempt anew: a server refuses a datagram it has seen.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import asyncio
 import itertools
 
 from rdma_emulator import protocol as P
-from rdma_emulator.protocol import Completion, Op, Request, Status, WireError
+from rdma_emulator.auth import ENVIRONMENT, sign
+from rdma_emulator.protocol import SIGNED_OPS, Completion, Op, Request, Status, WireError
+
+HINTS: dict[int, str] = {
+    Status.REFUSED: f": not signed with the memory server's control key (the controller reads its file from {ENVIRONMENT})",
+    Status.QUOTA_EXCEEDED: ": this client's address holds as many regions or bytes as the server allows it",
+}
 
 
 class RdmaError(Exception):
@@ -20,7 +27,7 @@ class RdmaError(Exception):
         self.op = op
         self.status = status
         name = Status(status).name if status in Status.__members__.values() else str(status)
-        super().__init__(f"{where}: {Op(op).name} failed with {name}")
+        super().__init__(f"{where}: {Op(op).name} failed with {name}{HINTS.get(status, '')}")
 
 
 class RdmaTimeout(Exception):
@@ -28,10 +35,12 @@ class RdmaTimeout(Exception):
 
 
 class RdmaClient(asyncio.DatagramProtocol):
-    def __init__(self, host: str, port: int, timeout_s: float = 0.1, retries: int = 1) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float = 0.1, retries: int = 1, key: bytes | None = None) -> None:
+        """`key`: the control key, to sign state-changing requests with; None sends them unsigned."""
         self.host, self.port = host, port
         self.timeout_s = timeout_s
         self.retries = retries
+        self.key = key
         self.transport: asyncio.DatagramTransport | None = None
         self._pending: dict[int, asyncio.Future[Completion]] = {}
         self._ids = itertools.count(1)
@@ -72,11 +81,12 @@ class RdmaClient(asyncio.DatagramProtocol):
         """Send one request (its wr_id is replaced) and return its completion, whatever its status."""
         assert self.transport is not None, "open() the client first"
         wr_id = next(self._ids) & 0xFFFF_FFFF_FFFF_FFFF
-        packet = Request(request.op, wr_id, request.region, request.rkey, request.offset, request.length, request.payload).pack()
+        request = Request(request.op, wr_id, request.region, request.rkey, request.offset, request.length, request.payload)
+        key = self.key if request.op in SIGNED_OPS else None
         loop = asyncio.get_running_loop()
         for _ in range(1 + (self.retries if retry else 0)):
             future = self._pending[wr_id] = loop.create_future()
-            self.transport.sendto(packet)
+            self.transport.sendto(sign(request, key).pack() if key is not None else request.pack())
             try:
                 return await asyncio.wait_for(future, self.timeout_s)
             except asyncio.TimeoutError:
@@ -123,10 +133,10 @@ class RdmaClient(asyncio.DatagramProtocol):
             await asyncio.gather(*(self.write(region, rkey, offset, chunk) for offset, chunk in chunks[start:start + window]))
 
 
-def store(address: tuple[str, int], data: bytes, timeout_s: float = 1.0) -> tuple[int, int]:
+def store(address: tuple[str, int], data: bytes, timeout_s: float = 1.0, key: bytes | None = None) -> tuple[int, int]:
     """Register a region holding `data` on the memory server at `address`, from synchronous code."""
     async def run() -> tuple[int, int]:
-        client = await RdmaClient(*address, timeout_s=timeout_s).open()
+        client = await RdmaClient(*address, timeout_s=timeout_s, key=key).open()
         try:
             return await client.store(data)
         finally:

@@ -13,6 +13,10 @@ can serve several switches: `attach` it to each switch's EMAC port (an interface
 a UDP socket that carries the same frames (tests, benchmarks, tunnels). A lookup that cannot be
 answered correctly - memory server unknown or not answering, region refused, table of another
 instance - is dropped, counted and logged, never answered with a guess.
+
+Each memory server has its own budget of lookups in flight: a flood of requests naming one server
+(a dead one holds each for its whole timeout) is dropped beyond that server's budget and cannot
+starve the lookups to the others.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class EmacConfig:
     """Memory server id (the request's `server` field) -> its address."""
     timeout_s: float = 0.05
     retries: int = 1
-    max_in_flight: int = 4096
+    max_in_flight: int = 1024
+    """Lookups in flight per memory server."""
     header_cache: int = 4096
 
 
@@ -128,6 +133,8 @@ class EmacMetrics:
         self.latency = Histogram("srem_emac_lookup_seconds", "From request received to response sent",
                                  buckets=LATENCY_BUCKETS, registry=registry)
         self.in_flight = Gauge("srem_emac_in_flight", "Requests being served", registry=registry)
+        self.server_in_flight = Gauge("srem_emac_server_in_flight", "Requests being served, by the memory server they read",
+                                      ["server"], registry=registry)
         self.unexpected = Gauge("srem_emac_unexpected_completions", "Completions matching no request (late or garbage)",
                                 registry=registry)
         self.hit, self.miss = self.lookups.labels(result="hit"), self.lookups.labels(result="miss")
@@ -144,11 +151,13 @@ class Emac:
         self.clients: dict[int, RdmaClient] = {}
         self.attachments: list[Attachment] = []
         self._headers: OrderedDict[tuple[int, int, int], Header] = OrderedDict()
-        self._in_flight = 0
+        self._in_flight = {server: 0 for server in config.memory_servers}
         self._tasks: set[asyncio.Task[None]] = set()
         self._bad = Throttled(log)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.metrics.in_flight.set_function(lambda: self._in_flight)
+        self.metrics.in_flight.set_function(lambda: sum(self._in_flight.values()))
+        for server in config.memory_servers:
+            self.metrics.server_in_flight.labels(server=str(server)).set_function(lambda server=server: self._in_flight[server])
         self.metrics.unexpected.set_function(lambda: sum(c.unexpected for c in self.clients.values()))
 
     async def start(self, attachments: list[Attachment]) -> None:
@@ -178,17 +187,23 @@ class Emac:
             except Drop as drop:
                 self._drop(drop, attachment)
                 continue
-            if self._in_flight >= self.config.max_in_flight:
-                self._drop(Drop("overload", f"{self._in_flight} requests in flight"), attachment)
+            client = self.clients.get(request.server)
+            if client is None:
+                self._drop(Drop("unknown_server", f"no memory server {request.server} configured"), attachment, request)
                 continue
-            self._in_flight += 1
-            task = asyncio.ensure_future(self._serve(attachment, frame, addr, request, received))
+            if self._in_flight[request.server] >= self.config.max_in_flight:
+                self._drop(Drop("overload", f"{self._in_flight[request.server]} requests in flight to memory server "
+                                f"{request.server}"), attachment, request)
+                continue
+            self._in_flight[request.server] += 1
+            task = asyncio.ensure_future(self._serve(attachment, frame, addr, request, client, received))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, attachment: Attachment, frame: bytes, addr: object, request: EmacRequest, received: float) -> None:
+    async def _serve(self, attachment: Attachment, frame: bytes, addr: object, request: EmacRequest, client: RdmaClient,
+                     received: float) -> None:
         try:
-            response = await self.lookup(request)
+            response = await self.lookup(request, client)
             if attachment.send(response_frame(frame, response), addr):
                 self.metrics.latency.observe(time.perf_counter() - received)
             else:
@@ -198,18 +213,15 @@ class Emac:
         except Exception as exc:  # a bug must cost one packet, not the process; counted so it is seen
             self._drop(Drop("internal_error", repr(exc)), attachment, request)
         finally:
-            self._in_flight -= 1
+            self._in_flight[request.server] -= 1
 
     def _drop(self, drop: Drop, attachment: Attachment, request: EmacRequest | None = None) -> None:
         self.metrics.dropped.labels(reason=drop.reason).inc()
         about = "" if request is None else f" (switch {request.switch_id}, instance {request.instance}, seq {request.seq})"
         self._bad.warning(drop.reason, f"{attachment.name}: dropped a request{about}, {drop.reason}: {drop}")
 
-    async def lookup(self, request: EmacRequest) -> EmacResponse:
-        """The response to one request, or Drop saying why there is none."""
-        client = self.clients.get(request.server)
-        if client is None:
-            raise Drop("unknown_server", f"no memory server {request.server} configured")
+    async def lookup(self, request: EmacRequest, client: RdmaClient) -> EmacResponse:
+        """The response to one request, read through the client of the server it names, or Drop saying why there is none."""
         header = await self._header(client, request)
         if header.instance != request.instance or header.kind != request.vnf_type:
             raise Drop("unknown_instance", f"region {request.region} holds instance {header.instance} type {header.kind}, "

@@ -23,9 +23,10 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class Delayer:
-    """Calls `send(item)` at each item's due time (time.monotonic), to within tens of microseconds.
+    """Calls `send(item)` at each item's due time, to within tens of microseconds.
 
-    Due times are on time.monotonic(), not the loop's clock, which uvloop keeps in milliseconds.
+    Due times are on `clock` (time.monotonic(); tests may drive their own), not the loop's clock,
+    which uvloop keeps in milliseconds.
     Event-loop timers wake on millisecond ticks, so a timer only brings the loop to SPIN_S before the
     next due time; from there the loop is polled with call_soon, which keeps serving sockets between
     polls, so many delayed items are in flight at once, as completions are on an RDMA NIC.
@@ -33,9 +34,11 @@ class Delayer:
 
     SPIN_S = 0.002
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, send: Callable[[object], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, send: Callable[[object], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.loop = loop
         self.send = send
+        self.clock = clock
         self._heap: list[tuple[float, int, object]] = []
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -54,7 +57,7 @@ class Delayer:
         if not self._heap:
             self._spinning = False
             return
-        wait = self._heap[0][0] - time.monotonic()
+        wait = self._heap[0][0] - self.clock()
         if wait <= self.SPIN_S:
             self._spinning = True
             self.loop.call_soon(self._tick)
@@ -63,7 +66,7 @@ class Delayer:
             self._timer = self.loop.call_later(wait - self.SPIN_S, self._arm)
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         while self._heap and self._heap[0][0] <= now:
             self.send(heapq.heappop(self._heap)[2])
         self._arm()

@@ -12,11 +12,12 @@ import json
 import signal
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from rdma_emulator.emac import Attachment, Emac, EmacConfig
 from rdma_emulator.net import new_event_loop
 from rdma_emulator.server import MemoryServer, ServerConfig
+from srem_formats.bounded_servers import serve_metrics
 
 
 class BindError(Exception):
@@ -31,7 +32,7 @@ def _serve(registry: CollectorRegistry, metrics: tuple[str, int] | None, ready: 
            loop: asyncio.AbstractEventLoop, close: Callable[[], None]) -> None:
     if metrics is not None:
         try:
-            http, _ = start_http_server(metrics[1], metrics[0], registry=registry)
+            http = serve_metrics(registry, metrics[0], metrics[1])
         except OSError as exc:
             close()
             raise BindError("--metrics", "%s:%d" % metrics, exc) from None

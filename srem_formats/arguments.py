@@ -5,6 +5,7 @@ line naming the flag, so that every program reports bad arguments the same way."
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import re
 import textwrap
@@ -57,14 +58,19 @@ class OneLineParser(argparse.ArgumentParser):
 
 # Argument types: the parser reports their errors as `PROGRAM: error: --FLAG: WHAT`.
 
+def _excerpt(text: str, limit: int = 40) -> str:
+    """An argument as an error quotes it: a 5,000-digit one is not worth 5,000 characters of one line."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def checked(convert: Callable[[str], T], ok: Callable[[T], bool], want: str) -> Callable[[str], T]:
     def parse(text: str) -> T:
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {want}") from None
+            raise argparse.ArgumentTypeError(f"{_excerpt(text)!r} is not {want}") from None
         if not ok(value):
-            raise argparse.ArgumentTypeError(f"{text} is out of range: want {want}")
+            raise argparse.ArgumentTypeError(f"{_excerpt(text)} is out of range: want {want}")
         return value
 
     return parse
@@ -83,3 +89,16 @@ def host_port(text: str) -> tuple[str, int]:
         return parse_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def is_local(address: str) -> bool:
+    """Whether a gRPC address stays on this machine: a unix socket, `localhost` or a loopback IP address."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,9 +1,11 @@
-"""What the external-memory tests share: a firewall table, EMAC frames, programming a region."""
+"""What the external-memory tests share: a firewall table, EMAC frames, programming a region, a control key."""
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
+from rdma_emulator.auth import load_key, write_key_files
 from rdma_emulator.client import RdmaClient
 from srem_formats.flows import Action, Flow, Rule, VnfKind
 from srem_formats.wire import ETHERTYPE_EMAC_REQUEST, ETHERTYPE_EMAC_RESPONSE, EmacRequest, EmacResponse
@@ -18,8 +20,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def client(address: tuple[str, int], timeout_s: float = 1.0) -> RdmaClient:
-    return await RdmaClient(*address, timeout_s=timeout_s, retries=0).open()
+async def client(address: tuple[str, int], timeout_s: float = 1.0, key: bytes | None = None) -> RdmaClient:
+    return await RdmaClient(*address, timeout_s=timeout_s, retries=0, key=key).open()
+
+
+def key_file(directory: Path, name: str = "control.key") -> tuple[Path, bytes]:
+    """A new control key in `directory`: its file (mode 0600) and the key."""
+    path = directory / name
+    write_key_files([(path, None)])
+    return path, load_key(path)
 
 
 FIREWALL_RULES = [Rule(Flow(0x0A010000 + i, 0x0A010100, 17, 10000 + i), Action.PERMIT if i % 3 else Action.DENY) for i in range(40)]

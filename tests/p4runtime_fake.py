@@ -6,6 +6,15 @@ RESOURCE_EXHAUSTED, a const default action PERMISSION_DENIED. A batch with faile
 the Write RPC with UNKNOWN and one ``p4.v1.Error`` per update in the ``grpc-status-details-bin``
 trailer, as PI does. Under ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC the updates that were valid but
 not applied are reported as ABORTED.
+
+Arbitration is PI's (BMv2's P4Runtime server): per device and role the live stream with the highest
+election id is primary, every stream of the role is told when that changes, and when the primary leaves
+the next highest becomes primary and is told so. (The spec's letter differs there: it keeps "the highest
+election id ever seen", so after the primary leaves a lower id never becomes primary; Stratum does that.)
+A stream that changes its device or role fails with FAILED_PRECONDITION, as the spec says.
+
+With ``tls`` it serves only TLS and requires a client certificate signed by the same CA, as BMv2 with
+``--grpc-server-ssl --grpc-server-with-client-auth`` does.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
+
+from controller.dataplane.tls import TlsFiles
 
 P4RUNTIME_API_VERSION = "1.4.1"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -97,6 +108,7 @@ class _Stream:
         default_factory=queue.Queue)
     role: str = ""
     election_id: int = 0
+    arbitrated: bool = False
 
 
 @dataclasses.dataclass
@@ -509,9 +521,10 @@ class FakeP4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     ``reject_entry`` is called with the server lock held, so it must not call back into the server.
     """
 
-    def __init__(self, device_id: int = 1, name: str = "fake") -> None:
+    def __init__(self, device_id: int = 1, name: str = "fake", tls: TlsFiles | None = None) -> None:
         self.device_id = device_id
         self.name = name
+        self.tls = tls
         self.refuse_mastership = False
         self.fail_next_writes = 0
         self.reject_entry: Callable[[p4runtime_pb2.Update], str | None] | None = None
@@ -534,11 +547,18 @@ class FakeP4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         """Serve on an ephemeral port the first time and on the same port after a stop; return the address."""
         if self._server is not None:
             raise RuntimeError(f"fake P4Runtime server {self.name!r} is already running")
+        credentials = None
+        if self.tls is not None:
+            ca, cert, key = self.tls.read()
+            credentials = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
         executor = futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix=f"p4rt-{self.name}")
         # Without this a restart could silently share the port with a stranger's socket.
         server = grpc.server(executor, options=[("grpc.so_reuseport", 0)])
         p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(self, server)
-        self._port = server.add_insecure_port(f"{_HOST}:{self._port}")
+        if credentials is None:
+            self._port = server.add_insecure_port(f"{_HOST}:{self._port}")
+        else:
+            self._port = server.add_secure_port(f"{_HOST}:{self._port}", credentials)
         server.start()
         self._server, self._executor = server, executor
         return self.address
@@ -575,8 +595,12 @@ class FakeP4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     @property
     def primary_election_id(self) -> int | None:
+        """The election id of the default role's primary."""
+        return self.primary_of("")
+
+    def primary_of(self, role: str) -> int | None:
         with self._lock:
-            primary = self._primary("")
+            primary = self._primary(role)
             return None if primary is None else primary.election_id
 
     def entries(self, table_name: str | None = None) -> list[p4runtime_pb2.TableEntry]:
@@ -650,17 +674,20 @@ class FakeP4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 stream.outbox.put(self._arbitration_reply(stream, primary))
 
     def _arbitrate(self, stream: _Stream, update: p4runtime_pb2.MasterArbitrationUpdate) -> _StreamEnd | None:
+        role, election_id = update.role.name, _uint128(update.election_id)
+        if stream.arbitrated and (update.device_id, role) != (self.device_id, stream.role):
+            return _StreamEnd(_Code.FAILED_PRECONDITION, f"this stream is device {self.device_id}, role {stream.role!r}; "
+                                                         "open another stream to change them")
         if update.device_id != self.device_id:
             return _StreamEnd(_Code.NOT_FOUND, f"device {update.device_id} not found; this switch is device "
                                                f"{self.device_id}")
-        role, election_id = update.role.name, _uint128(update.election_id)
         with self._lock:
             if any(other is not stream and other.role == role and other.election_id == election_id
                    for other in self._streams):
                 return _StreamEnd(_Code.INVALID_ARGUMENT, f"election id {election_id} is already used by another "
                                                           f"controller of role {role!r}")
             before = self._primary(role)
-            stream.role, stream.election_id = role, election_id
+            stream.role, stream.election_id, stream.arbitrated = role, election_id, True
             if stream not in self._streams:
                 self._streams.append(stream)
             after = self._primary(role)

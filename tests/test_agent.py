@@ -16,10 +16,10 @@ from controller.model.constraints import storage_violations
 from controller.model.evaluator import StepEvaluator
 from controller.model.feasibility import capacities, place_one_by_one
 from controller.policies import make_policy
-from controller.rl.agent import TrainConfig, connectivity
-from controller.rl.checkpoint import deployable, substrate_hash
+from controller.rl.agent import MAX_HIDDEN, TrainConfig, connectivity
+from controller.rl.checkpoint import ADDED_LATER, deployable, substrate_hash
 from controller.rl.env import SremEnv
-from controller.rl.network import PlacementQNetwork
+from controller.rl.network import PlacementQNetwork, parameter_count, state_layout
 from controller.rl.training import train
 
 
@@ -34,6 +34,31 @@ def test_static_filter_removes_weights(small_dataset):
     per_output = hidden + 1
     assert count(full) - count(filtered) == (mask.size - mask.sum()) * per_output
     assert count(filtered) == mask.shape[0] * (features * hidden + hidden) + int(mask.sum()) * per_output
+
+
+@pytest.mark.parametrize("host_features", [0, 3])
+def test_the_layout_known_before_building_is_the_built_network_s(small_dataset, host_features):
+    mask = capacities(small_dataset.substrate).can_ever_hold()
+    features = 50 + mask.size * host_features
+    layout = state_layout(features, mask, 16, host_features)
+    net = PlacementQNetwork(features, mask, 16, host_features)
+    assert {name: (tuple(t.shape), t.dtype) for name, t in net.state_dict().items()} == layout
+    assert parameter_count(layout) == sum(p.numel() for p in net.parameters())
+
+
+def test_the_trainer_refuses_a_network_too_large_before_building_it(small_dataset, monkeypatch):
+    """The bounds a checkpoint's reader applies are the trainer's: a width past MAX_HIDDEN, or networks of more
+    than MAX_PARAMETERS weights, are refused in one line and nothing is allocated."""
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("a network was built")
+
+    monkeypatch.setattr(PlacementQNetwork, "__init__", never)
+    with pytest.raises(SremError, match=f"less than or equal to {MAX_HIDDEN}") as err:
+        train(small_dataset, TrainConfig(episodes=1, hidden=2**20), progress=False)
+    assert err.value.key == "config.hidden"
+    monkeypatch.setattr("controller.rl.agent.MAX_PARAMETERS", 10_000)
+    with pytest.raises(SremError, match=r"24 instance networks of 8 hidden units .* more than the 10,000 srem builds"):
+        train(small_dataset, TrainConfig(episodes=1, hidden=8), progress=False)
 
 
 def test_batched_networks_equal_one_network_per_instance(small_dataset):
@@ -155,6 +180,25 @@ def test_resume_continues_where_it_stopped(small_dataset, tmp_path):
         train(small_dataset, TrainConfig(episodes=40, hidden=16, discount=0.9), checkpoint=path, resume=True, progress=False)
 
 
+def test_resuming_never_shortens_a_run_nor_trusts_a_broken_record_of_it(small_dataset, tmp_path):
+    """Issue 20, finding 10: `--resume --episodes 100` on a 350-episode checkpoint rewrote it with no note."""
+    path = tmp_path / "r.pt"
+    train(small_dataset, TrainConfig(episodes=6, hidden=8), checkpoint=path, progress=False)
+    before = path.read_bytes()
+    with pytest.raises(SremError, match="has done 6 episodes, more than --episodes 4: give --episodes 6 or more"):
+        train(small_dataset, TrainConfig(episodes=4, hidden=8), checkpoint=path, resume=True, progress=False)
+    assert path.read_bytes() == before
+    good = torch.load(path, weights_only=True)
+    for key, value, said in (("episode", -1, "episode: not a count"), ("episode", "6", "episode: not a count"),
+                             ("rewards", [0.0] * 5, "rewards: not one finite reward for each of its 6"),
+                             ("rewards", [float("nan")] * 6, "rewards: not one finite"),
+                             ("optimizer", {"state": {}, "param_groups": []}, "optimizer: not this network's")):
+        torch.save({**good, key: value}, path)
+        with pytest.raises(SremError, match=said) as err:
+            train(small_dataset, TrainConfig(episodes=8, hidden=8), checkpoint=path, resume=True, progress=False)
+        assert err.value.where == str(path) and "\n" not in str(err.value)
+
+
 def test_a_deployable_checkpoint_decides_the_same_and_cannot_be_resumed(small_dataset, small_checkpoints, tmp_path):
     full, slim = small_checkpoints / "srem.pt", tmp_path / "slim.pt"
     deployable(full, slim)
@@ -169,3 +213,23 @@ def test_a_deployable_checkpoint_decides_the_same_and_cannot_be_resumed(small_da
     with pytest.raises(SremError, match="deployable checkpoint .* cannot be resumed") as err:
         train(small_dataset, TrainConfig(episodes=40, hidden=16), checkpoint=slim, resume=True, progress=False)
     assert err.value.where == str(slim)
+
+
+def test_a_checkpoint_from_before_the_later_config_keys_resumes(small_dataset, tmp_path):
+    """Keys added to the configuration after the first checkpoints (issue 19's, the agent) read as their
+    defaults, so such a checkpoint resumes with the flags it was trained with."""
+    path = tmp_path / "old.pt"
+    train(small_dataset, TrainConfig(episodes=3, hidden=8), checkpoint=path, progress=False)
+    doc = torch.load(path, weights_only=True)
+    doc["config"] = {k: v for k, v in doc["config"].items() if k not in ADDED_LATER}
+    torch.save(doc, path)
+    _, resumed = train(small_dataset, TrainConfig(episodes=5, hidden=8), checkpoint=path, resume=True, progress=False)
+    assert resumed.start_episode == 3 and len(resumed.rewards) == 5
+
+
+def test_making_a_deployable_checkpoint_of_a_file_that_is_none_is_refused(tmp_path):
+    bad, out = tmp_path / "bad.pt", tmp_path / "slim.pt"
+    bad.write_bytes(b"\x80\x02garbage" * 10)
+    with pytest.raises(SremError, match="not a readable checkpoint") as err:
+        deployable(bad, out)
+    assert err.value.where == str(bad) and not out.exists()

@@ -97,7 +97,7 @@ def test_floors_emulator_and_formats_import_no_controller() -> None:
     assert edges["rdma_emulator"] <= {"srem_formats"}, "the emulated hardware imports only the shared formats"
     assert edges.get("hosts", set()) <= {"srem_formats", "rdma_emulator"}, \
         "the testbed's host processes are emulated hardware too: they import only the shared formats and the emulator"
-    assert edges["controller.model"] <= {"controller.errors", "controller.validation", "topologies"}, \
+    assert edges["controller.model"] <= {"controller.errors", "controller.validation", "topologies", "srem_formats"}, \
         "the model imports neither policies nor the data plane"
     assert "controller.rl" not in edges["controller.dataplane"] and "controller.policies" not in edges["controller.dataplane"]
 

@@ -122,7 +122,7 @@ def test_experiment_fig6_writes_csv_plots_and_table(tmp_path, paper_dataset):
     out = tmp_path / "fig6"
     proc = srem("experiment", "fig6", "--limit", "3", "--out", str(out), "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert {p.name for p in out.iterdir()} == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
+    assert {p.name for p in out.iterdir()} == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md", ".srem-output"}
     assert "| 10:00 |" in proc.stdout and "SR-EM" in proc.stdout and "DDQN-CM" in proc.stdout
     rows = (out / "fig6.csv").read_text().splitlines()
     assert len(rows) == 1 + len(experiments.METHODS) * 6

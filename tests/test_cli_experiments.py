@@ -97,7 +97,7 @@ def test_fig6_on_another_scenario_with_its_own_checkpoint(capsys, in_tmp, small_
     assert "srem train --agent best-fixed --scenario small" in notes[1]
     out_dir = in_tmp / doc["out"]
     assert doc["out"] == "results/" + "-".join(["fig6-small", experiments.safe_name(f"SR-EM=srem:{small_checkpoint}"), "limit2"])
-    assert set(_files(out_dir)) == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md"}
+    assert set(_files(out_dir)) == {"fig6.csv", "fig6a.png", "fig6b.png", "fig6c.png", "fig6.md", ".srem-output"}
     _assert_pngs(out_dir, "fig6a.png", "fig6b.png", "fig6c.png")
     rows = list(csv.DictReader((out_dir / "fig6.csv").open()))
     assert list(rows[0]) == experiments.FIG6_CSV_COLUMNS and len(rows) == 6 * 6
@@ -136,7 +136,7 @@ def test_fig5_quick_measures_each_variant_on_test_workloads_and_what_the_filters
     doc = json.loads(proc.stdout)
     assert (doc["scenario"], doc["episodes"], doc["seeds"], doc["checkpoints"]) == ("small", 4, [0, 1], [1, 2, 3, 4])
     assert doc["test_workloads"] == len(small_dataset.split("test")) and doc["episodes_per_second"] > 0
-    assert set(_files(out)) == {"fig5.csv", "fig5_training.csv", "fig5.png", "fig5.md"}
+    assert set(_files(out)) == {"fig5.csv", "fig5_training.csv", "fig5.png", "fig5.md", ".srem-output"}
     _assert_pngs(out, "fig5.png")
 
     rows = list(csv.DictReader((out / "fig5.csv").open()))

@@ -1,6 +1,7 @@
 """What a new user meets first: --version, help, argument checks, truncated datasets, results never
-overwritten without --force, labelled totals and means, and one-line errors for the long-running
-commands. Most run `srem` in-process (fast); import-time checks need a fresh interpreter."""
+overwritten without --force, directories never written unless srem created them, SIGTERM cleaned up
+after, labelled totals and means, and one-line errors for the long-running commands. Most run `srem`
+in-process (fast); import-time checks and signals need a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controller import cli
+from controller.model.scenario import load_scenario
 from controller.policies import policy_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +108,9 @@ def test_help_imports_nothing_heavy(args: list[str]) -> None:
     (["memserver", "--latency-ns", "nan"], "--latency-ns"),
     (["emac", "--memory-server", "1=127.0.0.1:7000", "--retries", "-1"], "--retries"),
     (["scenario", "generate", "--scenario", "small", "--out", "x", "--seed", "-2"], "--seed"),
+    (["testbed", "run", "--election-id", "0"], "--election-id"),
+    (["testbed", "run", "--election-id", str(2**128)], "--election-id"),
+    (["testbed", "run", "--election-id", "9" * 5000], "--election-id"),
 ])
 def test_range_checks_are_one_line_naming_the_flag(capsys, in_tmp, args: list[str], flag: str) -> None:
     one_line_error(run(capsys, *args), f"srem: error: {flag}: ")
@@ -224,3 +232,172 @@ def test_requirements_say_where_the_cpu_torch_comes_from():
     text = (ROOT / "requirements.txt").read_text()
     comment = next(line for line in text.splitlines() if line.startswith("#") and "torch" in line)
     assert "see README" not in comment and "CPU" in comment
+
+
+# Issue 20: a writing command writes only into what it creates (finding 1), replaces atomically and cleans
+# up on SIGTERM (5), refuses in one line rather than with a traceback (9), and refuses contradictory
+# training flags (10).
+
+def _user_directory(folder: Path) -> dict[str, bytes]:
+    """A user's project: a git repository and a file of their own; returns its files."""
+    (folder / ".git").mkdir(parents=True, exist_ok=True)
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (folder / "notes.txt").write_text("mine\n")
+    return _tree(folder)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_generate_refuses_a_directory_it_did_not_create(capsys, in_tmp, force: list[str]) -> None:
+    before = _user_directory(in_tmp)
+    one_line_error(run(capsys, "scenario", "generate", "--scenario", "small", "--out", ".", "--quiet", *force),
+                   str(in_tmp), "srem did not write")
+    assert _tree(in_tmp) == before
+
+
+def test_generate_onto_an_existing_file_is_one_line(capsys, in_tmp) -> None:
+    (in_tmp / "data").write_text("mine\n")
+    one_line_error(run(capsys, "scenario", "generate", "--scenario", "small", "--out", "data", "--force", "--quiet"),
+                   str(in_tmp / "data"), "not a directory")
+    assert (in_tmp / "data").read_text() == "mine\n"
+
+
+def test_generate_force_replaces_only_its_own_earlier_dataset(capsys, in_tmp) -> None:
+    status, _, err = run(capsys, "scenario", "generate", "--scenario", "small", "--out", "d", "--quiet")
+    assert status == 0, err
+    first = _tree(in_tmp / "d")
+    one_line_error(run(capsys, "scenario", "generate", "--scenario", "small", "--out", "d", "--seed", "2", "--quiet"),
+                   str(in_tmp / "d"), "--force")
+    assert _tree(in_tmp / "d") == first
+    status, out, err = run(capsys, "scenario", "generate", "--scenario", "small", "--out", "d", "--seed", "2", "--force",
+                           "--quiet", "--json")
+    assert status == 0 and json.loads(out)["seed"] == 2, err
+    assert [p.name for p in in_tmp.iterdir()] == ["d"], "no staging folder or old dataset left beside it"
+    experiment = in_tmp / "fig6"
+    experiment.mkdir()
+    (experiment / ".srem-output").write_text("experiment fig6\n")
+    (experiment / "fig6.csv").write_text("a,b\n")
+    one_line_error(run(capsys, "scenario", "generate", "--scenario", "small", "--out", "fig6", "--force", "--quiet"),
+                   "`srem experiment fig6`")
+    assert (experiment / "fig6.csv").read_text() == "a,b\n"
+
+
+def test_testbed_run_force_never_deletes_a_directory_it_did_not_create(capsys, in_tmp) -> None:
+    """--out with --force used to be emptied before anything else (shutil.rmtree) whatever it held."""
+    attach = in_tmp / "net"
+    attach.mkdir()
+    (attach / "testbed.json").write_text("{}")
+    before = _user_directory(in_tmp / "mine")
+    one_line_error(run(capsys, "testbed", "run", "--attach", str(attach), "--scenario", "small", "--policy", "static", "--out", "mine",
+                       "--force", "--quiet"), str(in_tmp / "mine"), "srem did not write")
+    assert _tree(in_tmp / "mine") == before
+
+
+def test_topology_export_to_a_directory_is_one_line(capsys, in_tmp) -> None:
+    (in_tmp / "dir").mkdir()
+    one_line_error(run(capsys, "topology", "export", "paper", "--out", "dir"), "dir", "is a directory")
+
+
+def test_topology_export_never_overwrites_a_file_without_force(capsys, in_tmp) -> None:
+    (in_tmp / "t.json").write_text("mine\n")
+    one_line_error(run(capsys, "topology", "export", "paper", "--out", "t.json"), "t.json", "--force")
+    assert (in_tmp / "t.json").read_text() == "mine\n"
+    assert run(capsys, "topology", "export", "paper", "--out", "t.json", "--force")[0] == 0
+    assert len(json.loads((in_tmp / "t.json").read_text())["switches"]) == 10
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["t.json"]
+
+
+def test_sigterm_cleans_staging_and_keeps_the_old_output(tmp_path: Path) -> None:
+    """SIGTERM mid-run: exit 143 with one line, no staging folder left, the earlier dataset whole."""
+    old = tmp_path / "d"
+    assert cli.main(["scenario", "generate", "--scenario", "small", "--out", str(old), "--quiet"]) == 0
+    before = _tree(old)
+    slow = yaml.safe_load(load_scenario("small").to_yaml())
+    slow["dataset"].update(train=10_000, test=10_000)  # about a minute of drawing: far longer than the signal takes to arrive
+    (tmp_path / "slow.yaml").write_text(yaml.safe_dump(slow))
+    proc = subprocess.Popen([sys.executable, "-m", "controller", "scenario", "generate", "--scenario", str(tmp_path / "slow.yaml"),
+                             "--out", str(old), "--force", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(".srem-staging-" in p.name for p in tmp_path.iterdir()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no staging folder appeared"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143 and err.strip() == "srem: terminated", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "slow.yaml"]
+    assert _tree(old) == before
+
+
+def test_train_ddqn_cm_refuses_a_variant(capsys, in_tmp) -> None:
+    one_line_error(run(capsys, "train", "--agent", "ddqn-cm", "--variant", "hybrid", "--scenario", "small", "--episodes", "1",
+                       "--quiet"), "--variant", "ddqn-cm")
+    assert not any(in_tmp.iterdir())
+
+
+def test_train_resume_with_force_is_refused(capsys, in_tmp, small_checkpoint) -> None:
+    ck = in_tmp / "p.pt"
+    shutil.copy(small_checkpoint, ck)
+    one_line_error(run(capsys, "train", "--scenario", "small", "--out", str(ck), "--resume", "--force", "--episodes", "3",
+                       "--quiet"), "--resume", "--force")
+    assert ck.read_bytes() == small_checkpoint.read_bytes()
+
+
+def test_train_resume_to_fewer_episodes_than_done_is_refused(capsys, in_tmp, small_checkpoint) -> None:
+    ck = in_tmp / "p.pt"
+    shutil.copy(small_checkpoint, ck)  # 2 episodes done
+    one_line_error(run(capsys, "train", "--scenario", "small", "--out", str(ck), "--resume", "--episodes", "1", "--quiet"),
+                   "--episodes", "2 episodes")
+    assert ck.read_bytes() == small_checkpoint.read_bytes()
+
+
+def test_train_help_states_each_agents_real_defaults(capsys) -> None:
+    from controller.policies.ddqn_cm import ddqn_cm_config
+    from controller.rl.agent import TrainConfig
+
+    status, out, _ = run(capsys, "train", "--help")
+    assert status == 0
+    text = " ".join(out.split())
+    srem, ddqn = TrainConfig(), ddqn_cm_config()
+    assert f"default {srem.discount:g} for srem, {ddqn.discount:g} for ddqn-cm" in text
+    assert srem.learning_rate == ddqn.learning_rate and f"default {srem.learning_rate:g} for both agents" in text
+    assert srem.episodes == ddqn.episodes and f"default {srem.episodes}" in text
+
+
+def test_testbed_run_help_states_the_loops_real_defaults(capsys) -> None:
+    """The flags default to None and the loop's settings apply: the help must say what those are."""
+    from controller.testbed.loop import LoopSettings
+
+    status, out, _ = run(capsys, "testbed", "run", "--help")
+    assert status == 0
+    text = " ".join(out.split())
+    defaults = LoopSettings()
+    assert f"probes per second per chain (default {defaults.probe_pps:g})" in text
+    assert f"sets the scale factor (default {defaults.budget_pps:g})" in text
+    assert f"1..2**128-1 (default {defaults.election_id})" in text and defaults.role == ""
+
+
+def test_switches_listening_off_loopback_need_tls(tmp_path) -> None:
+    """Issue 20, finding 7: P4Runtime plaintext only on loopback."""
+    from controller.errors import SremError
+    from controller.model.topology import load_topology
+
+    parser = cli.build_parser()
+    topology = load_topology("paper")
+    base = ["testbed", "serve", "--topology", "paper", "--run-dir", str(tmp_path / "net")]
+    with pytest.raises(SremError, match="switches listening on 0.0.0.0 need TLS .*: give --tls-dir") as err:
+        cli._testbed_options(parser.parse_args([*base, "--grpc-host", "0.0.0.0"]), topology)
+    assert err.value.where == "--grpc-host"
+    options = cli._testbed_options(parser.parse_args([*base, "--grpc-host", "0.0.0.0", "--tls-dir", str(tmp_path / "pki")]),
+                                   topology)
+    assert options.tls_dir == tmp_path / "pki"
+    assert cli._testbed_options(parser.parse_args(base), topology).tls_dir is None

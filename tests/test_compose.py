@@ -114,6 +114,68 @@ def test_privileges_are_narrow() -> None:
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
     assert services["probe"]["profiles"] == ["tools"]
     assert services["p4c"]["profiles"] == ["build"]
+    keys = services["keys"]
+    assert keys["cap_drop"] == ["ALL"] and keys["cap_add"] == ["CHOWN"], "chown only, to give each key file to its reader"
+    assert keys["network_mode"] == "none" and keys["read_only"] is True
+
+
+def test_the_control_key_is_made_at_up_and_reaches_only_the_memory_servers_and_the_controller() -> None:
+    """Finding 6: the memory servers took ALLOC and FREE from any container. The key is made by the one-shot `keys`
+    service into a named volume (never a file of the repository or of ./results, which the network shares), kept by a
+    later `up`, and read by the memory servers (--key-file) and the controller (SREM_RDMA_KEY_FILE) only."""
+    config = _file()
+    services = config["services"]
+    assert set(config["volumes"]) == {"keys", "p4runtime-pki"}
+    argv = services["keys"]["command"]
+    assert argv[:2] == ["keygen", "--keep"] and services["keys"]["volumes"] == ["keys:/srem/keys"]
+    owners = dict(reversed(target.rsplit(":", 1)) for target in argv[2:])
+    emulator_user = next(line.split()[1] for line in (ROOT / "docker/emulator.Dockerfile").read_text().splitlines()
+                         if line.startswith("USER "))
+    controller_users = [line for line in (ROOT / "docker/controller.Dockerfile").read_text().splitlines() if line.startswith("USER ")]
+    assert owners == {emulator_user: "/srem/keys/memory.key", "0": "/srem/keys/controller.key"} and not controller_users, \
+        "each key file belongs to the user of the image that reads it"
+    layout = Layout(load_topology(TOPOLOGY).spec)
+    for server in layout.servers:
+        memory = services[f"memory-{server}"]
+        assert _flag_values(memory["command"], "--key-file") == ["/srem/keys/memory.key"], server
+        assert memory["volumes"] == ["keys:/srem/keys:ro"], server
+        assert memory["depends_on"]["keys"] == {"condition": "service_completed_successfully"}, server
+    controller = services["controller"]
+    assert controller["environment"]["SREM_RDMA_KEY_FILE"] == "/srem/keys/controller.key"
+    assert "keys:/srem/keys:ro" in controller["volumes"]
+    assert controller["depends_on"]["keys"] == {"condition": "service_completed_successfully"}
+    readers = {name for name, service in services.items() if any(str(v).startswith("keys:") for v in service.get("volumes", []))}
+    assert readers == {"keys", "controller", *(f"memory-{s}" for s in layout.servers)}, "the EMAC reads with rkeys only"
+
+
+def test_p4runtime_is_tls_between_containers_and_only_the_controller_holds_a_client_certificate() -> None:
+    """Finding 7: P4Runtime was plaintext to network:50001 from every container. The network makes the CA and the
+    certificates at each start into the `p4runtime-pki` volume; only the controller mounts it, read-only."""
+    services = _file()["services"]
+    network, controller = services["network"], services["controller"]
+    assert _flag_values(network["command"], "--grpc-host") == ["0.0.0.0"]
+    assert _flag_values(network["command"], "--tls-dir") == ["/srem/pki"] and "p4runtime-pki:/srem/pki" in network["volumes"]
+    assert "p4runtime-pki:/srem/pki:ro" in controller["volumes"]
+    holders = {name for name, service in services.items() if any(str(v).startswith("p4runtime-pki:") for v in service.get("volumes", []))}
+    assert holders == {"network", "controller"}
+
+
+def test_the_network_image_has_every_package_its_modules_import() -> None:
+    """The network image installs a few pinned packages, not requirements.txt: the testbed's network side must not
+    reach for the controller's (gRPC, P4Runtime, torch), and what it does import (cryptography, for the certificates)
+    must be in the image."""
+    code = ("import sys\nbefore = set(sys.modules)  # site's own (a namespace package's .pth makes `google` one)\n"
+            "import controller.testbed.network, controller.testbed.holder, controller.testbed.health\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
+    done = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = set(done.stdout.split())
+    assert not imported & {"grpc", "p4", "google", "torch", "highspy", "matplotlib", "gymnasium"}
+    installed = (ROOT / "docker/network.Dockerfile").read_text().split("pip install -q -c /tmp/requirements.txt", 1)[1]
+    installed = installed.split("&&", 1)[0].replace("\\", " ").split()
+    for package in ("cryptography", "prometheus_client", "pydantic", "yaml", "numpy"):
+        if package in imported:
+            assert {"yaml": "PyYAML"}.get(package, package) in installed, package
 
 
 # The stack
@@ -182,8 +244,9 @@ def test_the_stack_runs_the_testbed_survives_faults_and_leaves_nothing(tmp_path:
     try:
         up = _compose("-p", project, "up", "-d", "--no-build", env=env, timeout=UP_SECONDS)
         assert up.returncode == 0, up.stderr[-3000:]
-        containers = _wait("every service healthy", lambda: (c := _containers(project)) and len(c) == 3 + len(layout.servers)
-                           and all(_health(x) == "healthy" for x in c.values()) and c, UP_SECONDS)
+        containers = _wait("every service healthy", lambda: (c := _containers(project)) and len(c) == 4 + len(layout.servers)
+                           and all(_health(x) == "healthy" for name, x in c.items() if name != "keys") and c, UP_SECONDS)
+        assert containers["keys"]["State"]["ExitCode"] == 0, "the control key was made"
         for name in ("emac", "memory-m1"):
             assert containers[name]["Config"]["User"] == "10001", f"{name} runs as an unprivileged user"
 
@@ -229,7 +292,7 @@ def test_the_stack_runs_the_testbed_survives_faults_and_leaves_nothing(tmp_path:
         assert carried <= {row[0] for row in rows}
         assert all(int(row[1]) > 0 for row in rows if row[0] in carried)
     finally:
-        down = _compose("-p", project, "down", "--remove-orphans", env=env, timeout=300)
+        down = _compose("-p", project, "down", "-v", "--remove-orphans", env=env, timeout=300)
     assert down.returncode == 0, down.stderr
     label = f"label=com.docker.compose.project={project}"
     for kind in ("container", "network", "volume"):

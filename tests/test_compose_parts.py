@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from em_helpers import free_port
+from em_helpers import free_port, key_file
 from rdma_emulator import protocol as P
 from rdma_emulator.client import RdmaClient
 from rdma_emulator.processes import running, start
@@ -46,8 +46,9 @@ def free_tcp_port() -> int:
 
 # python -m rdma_emulator, and the memory server's health check
 
-def test_memserver_module_answers_its_health_check_until_stopped() -> None:
-    with running("memserver", "--listen", "127.0.0.1:0") as server:
+def test_memserver_module_answers_its_health_check_until_stopped(tmp_path: Path) -> None:
+    path, _ = key_file(tmp_path)  # as compose runs it: the check READs, which needs no control key
+    with running("memserver", "--listen", "127.0.0.1:0", "--key-file", str(path)) as server:
         address = str(server.ready["memserver"])
         for _ in range(3):
             ok = python("-m", "rdma_emulator.check", address)
@@ -83,10 +84,38 @@ def test_health_checks_are_not_logged_but_other_refused_reads_are() -> None:
      "--memory-server"),
     (["emac", "--listen-udp", "127.0.0.1:0"], "--memory-server"),
     (["memserver", "--bogus"], "rdma_emulator memserver: unrecognized arguments: --bogus"),
+    (["memserver", "--listen", "0.0.0.0:0"], "--key-file: required to listen on 0.0.0.0 (not loopback)"),
+    (["memserver", "--key-file", "/nonexistent/srem.key"], "--key-file: /nonexistent/srem.key: No such file"),
+    (["memserver", "--quota-regions", "0"], "--quota-regions"),
+    (["memserver", "--queue-mb", "0"], "--queue-mb"),
+    (["emac", "--memory-server", "1=127.0.0.1:7000", "--listen-udp", "127.0.0.1:0", "--max-in-flight", "0"], "--max-in-flight"),
 ])
 def test_bad_emulator_arguments_are_one_line_naming_the_flag(argv: list[str], flag: str) -> None:
     line = one_line(python("-m", "rdma_emulator", *argv), 2)
     assert line.startswith(f"rdma_emulator: error: {flag}"), line
+
+
+def test_a_key_file_others_may_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    path, _ = key_file(tmp_path)
+    path.chmod(0o644)
+    line = one_line(python("-m", "rdma_emulator", "memserver", "--key-file", str(path)), 2)
+    assert line == f"rdma_emulator: error: --key-file: {path}: mode 0644 lets others read or change it (chmod 600 it)", line
+
+
+def test_keygen_writes_one_key_to_each_file_and_keeps_or_refuses_existing_ones(tmp_path: Path) -> None:
+    from rdma_emulator.auth import load_key
+
+    first, second = tmp_path / "memory.key", tmp_path / "controller.key"
+    made = python("-m", "rdma_emulator", "keygen", str(first), f"{second}:{os.getuid()}")
+    assert made.returncode == 0 and "wrote a new control key" in made.stderr, made.stderr
+    key = load_key(first)
+    assert load_key(second) == key and second.stat().st_uid == os.getuid()
+    line = one_line(python("-m", "rdma_emulator", "keygen", str(first)), 2)
+    assert line == f"rdma_emulator: error: keygen: {first}: exists (remove it for a new key, or keep it with --keep)", line
+    second.unlink()
+    kept = python("-m", "rdma_emulator", "keygen", "--keep", str(first), str(second))
+    assert kept.returncode == 0 and "kept the control key" in kept.stderr, kept.stderr
+    assert load_key(first) == load_key(second) == key, "compose's `up` keeps the key the running servers hold"
 
 
 def test_check_usage_and_bad_address() -> None:

@@ -25,7 +25,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     c = generate_dataset(small, tmp_path / "c", seed=8, progress=False)
     assert _files(a.path) == _files(b.path)
     assert _files(a.path)["test.jsonl.gz"] != _files(c.path)["test.jsonl.gz"]
-    assert set(_files(a.path)) == {"manifest.json", "scenario.yaml", "substrate.json", "train.jsonl.gz", "test.jsonl.gz"}
+    assert set(_files(a.path)) == {"manifest.json", "scenario.yaml", "substrate.json", "train.jsonl.gz", "test.jsonl.gz", ".srem-output"}
 
 
 def test_a_workload_seed_keeps_the_network_and_draws_fresh_traffic(small_dataset, tmp_path):
@@ -153,16 +153,17 @@ def _rewrite_test_split(path, keep):
         f.write("\n".join(keep(lines)) + "\n")
 
 
-@pytest.mark.parametrize(("keep", "held"), [(lambda lines: lines[:3], 3), (lambda lines: lines + lines[:2], 12)])
+@pytest.mark.parametrize(("keep", "message"), [(lambda lines: lines[:3], "holds 3 workloads, but manifest.json announces 10"),
+                                               (lambda lines: lines + lines[:2], "holds more than the 10 workloads manifest.json announces")])
 @pytest.mark.parametrize("limit", [None, 2])
-def test_split_with_another_count_than_its_manifest_is_refused(small_dataset, tmp_path, keep, held, limit):
-    """A split cut short (or grown) is refused whatever the limit, naming the file and both counts."""
+def test_split_with_another_count_than_its_manifest_is_refused(small_dataset, tmp_path, keep, message, limit):
+    """A split cut short (or grown) is refused whatever the limit, naming the file and the counts."""
     path = _copy(small_dataset, tmp_path)
     _rewrite_test_split(path, keep)
     with pytest.raises(DatasetError) as err:
         Dataset(path).split("test", limit)
     assert err.value.where == str(path / "test.jsonl.gz")
-    assert err.value.message == f"holds {held} workloads, but manifest.json announces 10"
+    assert err.value.message == message
 
 
 def test_a_limit_reads_only_the_first_workloads(small_dataset):
@@ -212,3 +213,77 @@ def test_service_classes_are_validated(tmp_path):
         small_with_classes(classes=[{"name": "a", "busy_hours": [10]}, {"name": "b", "busy_hours": [12]}])
     with pytest.raises(ConfigError, match="duplicate service class 'a'"):
         small_with_classes(classes=[{"name": "a", "busy_hours": [10]}, {"name": "a", "busy_hours": [12]}, {"name": "c", "busy_hours": [14]}])
+
+
+# --- Refused in one line (issue 20, findings 9 and 10) ------------------------------------------------------------
+
+def _edit_first_workload(path, edit) -> None:
+    with gzip.open(path / "test.jsonl.gz", "rt") as f:
+        lines = f.read().splitlines()
+    lines[0] = edit(lines[0])
+    with gzip.open(path / "test.jsonl.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _with_id(value: str):
+    return lambda line: line.replace('{"id":0,', '{"id":' + value + ",", 1)
+
+
+@pytest.mark.parametrize(("edit", "key", "message"), [
+    (_with_id('"abc"'), "line 1: id", "expected a whole number 0..19999, got 'abc'"),
+    (_with_id("1.5"), "line 1: id", "expected a whole number 0..19999, got 1.5"),
+    (_with_id("9" * 5000), "line 1", "an integer of more than 4300 digits"),
+    (lambda line: line.replace('"rate_mbps":[', '"rate_mbps":[' + "9" * 5000 + ",", 1), "line 1",
+     "an integer of more than 4300 digits"),
+])
+def test_bad_workload_id_is_refused_in_one_line(small_dataset, tmp_path, edit, key, message):
+    """`int("abc")` raised ValueError; a 5,000-digit integer exceeds what Python reads from a string."""
+    path = _copy(small_dataset, tmp_path)
+    _edit_first_workload(path, edit)
+    with pytest.raises(DatasetError) as err:
+        Dataset(path).split("test")
+    assert (err.value.where, err.value.key, err.value.message) == (str(path / "test.jsonl.gz"), key, message)
+
+
+def _edit_manifest(path, edit) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(("edit", "key", "words"), [
+    (lambda m: m["objective"].update(colour=1.0), "objective.colour", "unknown key"),
+    (lambda m: m["reward"].update(cost=-1.0), "reward.cost", "greater than or equal to 0"),
+    (lambda m: m["hours"].__setitem__(0, "10"), "hours[0]", "Input should be a valid integer (got '10')"),
+    (lambda m: m.update(working_until_hour="16"), "working_until_hour", "Input should be a valid integer"),
+    (lambda m: m["splits"].update(test=10**9), "splits.test", "less than or equal to 20000"),
+    (lambda m: m["splits"].update(validation=3), "splits.validation", "Input should be 'train' or 'test'"),
+    (lambda m: m.update(extra=1), "extra", "unknown key"),
+])
+def test_bad_manifest_is_refused_when_the_dataset_opens(small_dataset, tmp_path, edit, key, words):
+    """An unknown objective key raised TypeError only when the weights were first used; a string hour
+    failed on its first comparison. Both are refused as the dataset opens."""
+    path = _copy(small_dataset, tmp_path)
+    _edit_manifest(path, edit)
+    with pytest.raises(DatasetError) as err:
+        Dataset(path)
+    assert err.value.where == str(path / "manifest.json") and err.value.key == key
+    assert words in err.value.message, err.value.message
+
+
+def test_a_split_of_no_workloads_is_refused_when_asked_for(tmp_path, capsys, monkeypatch):
+    """Finding 10: 0 test workloads evaluated to acceptance 1.000 at every hour, exit 0."""
+    from controller import cli
+    from controller.model.scenario import scenario_from_dict
+
+    doc = load_scenario("small").spec.model_dump(mode="json")
+    doc["dataset"].update(train=2, test=0)
+    dataset = generate_dataset(scenario_from_dict(doc, "<test>"), tmp_path / "d", progress=False)
+    assert len(dataset.split("train")) == 2
+    with pytest.raises(DatasetError) as err:
+        dataset.split("test")
+    assert err.value.one_line() == f"{tmp_path / 'd' / 'manifest.json'}: splits.test: the test split holds no workloads"
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["evaluate", "--data", str(tmp_path / "d"), "--policy", "random", "--quiet"])
+    assert status == 2 and capsys.readouterr().err == f"srem: error: {err.value.one_line()}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"], "nothing written"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdma_emulator import protocol as P
-from rdma_emulator.memory import MemoryStore
+from rdma_emulator.auth import KeyFileError, Verifier, load_key, sign, write_key_files
+from rdma_emulator.memory import MemoryStore, Usage
 from rdma_emulator.protocol import Completion, Op, Request, Status
 from srem_formats import em_table
 from srem_formats.flows import Action, Flow, Rule, VnfKind
@@ -101,3 +105,94 @@ def test_bad_tables_are_refused() -> None:
         em_table.encode(VnfKind.FIREWALL, 1, 0, [rule])
     with pytest.raises(em_table.TableError):
         em_table.Header.unpack(b"\x00" * 64)
+
+
+# Authenticated control (issue 20, finding 6): the trailer, the server's check, quotas, key files
+
+KEY = bytes(range(32))
+
+
+def test_a_signed_request_round_trips_and_an_unsigned_one_has_no_trailer() -> None:
+    for request in (Request(Op.ALLOC, 1, length=64), Request(Op.FREE, 2, 5, 6), P.write(3, 5, 6, 0, b"abc"), P.cas(4, 5, 6, 8, 1, 2)):
+        signed = sign(request, KEY)
+        assert signed.auth is not None and len(signed.pack()) == len(request.pack()) + P.AUTH_SIZE
+        assert Request.unpack(signed.pack()) == signed
+        assert Request.unpack(request.pack()).auth is None
+    bad_length = P.write(3, 5, 6, 0, b"abc").pack() + bytes(P.AUTH_SIZE - 1)
+    assert Request.unpack(bad_length).auth is None, "a trailer only where the length says so: this is a malformed WRITE"
+
+
+class Clock:
+    def __init__(self, now_ns: int) -> None:
+        self.now_ns = now_ns
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+def test_the_server_runs_only_fresh_requests_tagged_with_its_key() -> None:
+    clock = Clock(10**18)
+    verifier = Verifier(KEY, window_s=30, clock_ns=clock)
+    alloc = Request(Op.ALLOC, 1, length=64)
+    good = sign(alloc, KEY, timestamp_ns=clock.now_ns)
+    assert verifier.refusal(good) is None
+    assert verifier.refusal(good) == "replayed"
+    assert verifier.refusal(alloc) == "unsigned"
+    assert verifier.refusal(sign(alloc, bytes(32), timestamp_ns=clock.now_ns)) == "bad_tag"
+    tampered = Request(Op.ALLOC, 1, length=65, auth=good.auth)
+    assert verifier.refusal(tampered) == "bad_tag", "the tag covers the header"
+    assert verifier.refusal(sign(alloc, KEY, timestamp_ns=clock.now_ns - 31 * 10**9)) == "stale"
+    assert verifier.refusal(sign(alloc, KEY, timestamp_ns=clock.now_ns + 31 * 10**9)) == "stale"
+    assert verifier.refusal(sign(alloc, KEY, timestamp_ns=clock.now_ns - 29 * 10**9)) is None
+    assert verifier.remembered == 2
+    clock.now_ns += 61 * 10**9
+    assert verifier.refusal(good) == "stale", "a nonce is forgotten only once its request is stale"
+    assert verifier.refusal(sign(alloc, KEY, timestamp_ns=clock.now_ns)) is None
+    assert verifier.remembered == 1, "the nonces of requests out of the window are forgotten"
+
+
+def test_the_servers_memory_of_nonces_is_bounded() -> None:
+    clock = Clock(10**18)
+    verifier = Verifier(KEY, max_remembered=3, clock_ns=clock)
+    requests = [sign(Request(Op.FREE, i, 1, 1), KEY, timestamp_ns=clock.now_ns) for i in range(4)]
+    assert [verifier.refusal(r) for r in requests] == [None, None, None, "busy"]
+    assert verifier.remembered == 3
+
+
+def test_quotas_are_per_client_address_and_a_free_gives_back() -> None:
+    store = MemoryStore(1000, quota_bytes=300, quota_regions=2)
+    first = store.execute(Request(Op.ALLOC, 1, length=100), "10.0.0.1")
+    assert first.ok and store.execute(Request(Op.ALLOC, 2, length=100), "10.0.0.1").ok
+    assert store.execute(Request(Op.ALLOC, 3, length=10), "10.0.0.1").status == Status.QUOTA_EXCEEDED, "regions"
+    assert store.execute(Request(Op.ALLOC, 4, length=301), "10.0.0.2").status == Status.QUOTA_EXCEEDED, "bytes"
+    assert store.execute(Request(Op.ALLOC, 5, length=300), "10.0.0.2").ok, "another address has its own quota"
+    assert store.execute(Request(Op.FREE, 6, first.region, first.rkey), "10.0.0.2").ok
+    assert store.execute(Request(Op.ALLOC, 7, length=200), "10.0.0.1").ok, "the region freed is given back to its owner"
+    assert store.usage == {"10.0.0.1": Usage(2, 300), "10.0.0.2": Usage(1, 300)}
+    assert store.execute(Request(Op.ALLOC, 8, length=401), "10.0.0.3").status == Status.NO_SPACE, "a full store is said first"
+
+
+def test_key_files_are_written_whole_and_private_and_refused_otherwise(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.key", tmp_path / "b.key"
+    assert write_key_files([(a, None), (b, None)])
+    assert load_key(a) == load_key(b) and len(load_key(a)) == 32
+    assert stat.S_IMODE(a.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".*.tmp")), "no staging file left"
+    with pytest.raises(KeyFileError, match="exists"):
+        write_key_files([(a, None)])
+    c = tmp_path / "c.key"
+    assert not write_key_files([(a, None), (c, None)], keep=True), "kept"
+    assert load_key(c) == load_key(a), "a missing file gets the key the others hold"
+    (tmp_path / "d.key").write_text(bytes(32).hex() + "\n")
+    (tmp_path / "d.key").chmod(0o600)
+    with pytest.raises(KeyFileError, match="different keys"):
+        write_key_files([(a, None), (tmp_path / "d.key", None)], keep=True)
+    a.chmod(0o640)
+    with pytest.raises(KeyFileError, match="mode 0640"):
+        load_key(a)
+    (tmp_path / "short.key").write_text("abcd\n")
+    (tmp_path / "short.key").chmod(0o600)
+    with pytest.raises(KeyFileError, match="not a control key"):
+        load_key(tmp_path / "short.key")
+    with pytest.raises(KeyFileError, match="No such file"):
+        load_key(tmp_path / "none.key")

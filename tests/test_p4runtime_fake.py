@@ -1,4 +1,4 @@
-"""Tests of the P4Runtime fake through raw gRPC stubs: arbitration, pipeline, validation, batches, reads, faults."""
+"""Tests of the P4Runtime fake through raw gRPC stubs: arbitration and roles, TLS, pipeline, validation, batches, reads, faults."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from google.rpc import status_pb2
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
+from controller.dataplane import tls
 from p4runtime_fake import STATUS_DETAILS_KEY, FakeP4RuntimeServer
 
 P4INFO_PATH = Path(__file__).resolve().parents[1] / "p4src" / "build" / "srem.p4info.txtpb"
@@ -778,3 +779,49 @@ def test_restart_can_keep_the_switch_state(fake: FakeP4RuntimeServer, switch: Sw
     fake.restart(clear_state=False)
     assert controller().arbitrate(PRIMARY_ID).status.code == Code.OK.value[0]
     assert switch.read_tables(p4runtime_pb2.TableEntry(table_id=table_id(STEER))) == [steer()]
+
+
+def test_a_tls_fake_serves_only_clients_with_a_certificate_of_its_ca(tmp_path: Path) -> None:
+    certs = tls.create(tmp_path / "certs", {"s1": ["127.0.0.1"]})
+    ca, cert, key = certs.controller().read()
+    with FakeP4RuntimeServer(device_id=DEVICE, name="s1", tls=certs.switch("s1")) as fake:
+        with grpc.secure_channel(fake.address, grpc.ssl_channel_credentials(ca, key, cert)) as channel:
+            reply = p4runtime_pb2_grpc.P4RuntimeStub(channel).Capabilities(p4runtime_pb2.CapabilitiesRequest(),
+                                                                           timeout=TIMEOUT_S)
+            assert reply.p4runtime_api_version
+        with grpc.secure_channel(fake.address, grpc.ssl_channel_credentials(ca)) as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                p4runtime_pb2_grpc.P4RuntimeStub(channel).Capabilities(p4runtime_pb2.CapabilitiesRequest(),
+                                                                       timeout=TIMEOUT_S)
+            assert caught.value.code() == Code.UNAVAILABLE
+
+
+def test_each_role_has_its_own_primary(fake: FakeP4RuntimeServer, stub: p4runtime_pb2_grpc.P4RuntimeStub,
+                                       primary: Controller, controller: Callable[[], Controller]) -> None:
+    sdn = controller()
+    sdn.send(p4runtime_pb2.StreamMessageRequest(arbitration=p4runtime_pb2.MasterArbitrationUpdate(
+        device_id=DEVICE, role=p4runtime_pb2.Role(name="sdn"), election_id=p4runtime_pb2.Uint128(low=3))))
+    reply = sdn.receive().arbitration
+    assert (reply.status.code, reply.role.name, reply.election_id.low) == (Code.OK.value[0], "sdn", 3)
+    assert (fake.primary_of(""), fake.primary_of("sdn")) == (PRIMARY_ID, 3)
+    primary.assert_silent()
+    Switch(stub).push()
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Write(p4runtime_pb2.WriteRequest(device_id=DEVICE, election_id=p4runtime_pb2.Uint128(low=3),
+                                              updates=[insert(steer())]), timeout=TIMEOUT_S)
+    assert caught.value.code() == Code.PERMISSION_DENIED, "election id 3 is primary of role sdn only"
+    stub.Write(p4runtime_pb2.WriteRequest(device_id=DEVICE, role="sdn", election_id=p4runtime_pb2.Uint128(low=3),
+                                          updates=[insert(steer())]), timeout=TIMEOUT_S)
+    assert len(fake.entries()) == 1
+
+
+@pytest.mark.parametrize("change", ["role", "device"])
+def test_a_live_stream_that_changes_its_role_or_device_fails_with_failed_precondition(
+        primary: Controller, change: str) -> None:
+    update = p4runtime_pb2.MasterArbitrationUpdate(device_id=DEVICE, election_id=p4runtime_pb2.Uint128(low=PRIMARY_ID))
+    if change == "role":
+        update.role.name = "sdn"
+    else:
+        update.device_id = DEVICE + 1
+    primary.send(p4runtime_pb2.StreamMessageRequest(arbitration=update))
+    assert primary.ended_with() == Code.FAILED_PRECONDITION

@@ -59,6 +59,12 @@ def test_builtin_names_are_listed_and_unknown_ones_name_the_forms() -> None:
     assert err.value.where == "--policy"
 
 
+def test_an_unknown_policy_s_name_is_not_echoed_whole() -> None:
+    with pytest.raises(SremError, match=r"unknown policy 'xxxx") as err:
+        make_policy("x" * 100_000)
+    assert len(err.value.one_line()) < 400
+
+
 def test_a_policy_class_by_module_path_with_its_argument(user_package: Path, monkeypatch: pytest.MonkeyPatch,
                                                         small_dataset) -> None:  # type: ignore[no-untyped-def]
     from controller.evaluation import evaluate_policy

@@ -1,18 +1,22 @@
-"""Fuzzed datagrams at a live memory server and a live EMAC: 10,000 cases each. Every bad packet is
-dropped or refused and counted, nothing outside a client's region leaks, no answer is wrong, and both
-processes keep serving."""
+"""Fuzzed datagrams at a live memory server (with a control key) and a live EMAC: 10,000 cases each.
+Every bad packet is dropped or refused and counted, nothing outside a client's region leaks or changes
+(not even for a sender that knows a region's rkey but not the control key), no answer is wrong, and
+both processes keep serving."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, emac_frame, parse_response
+from em_helpers import FIREWALL_RULES, INSTANCE, SERVER_ID, emac_frame, key_file, parse_response
 from rdma_emulator import protocol as P
+from rdma_emulator.auth import sign
 from rdma_emulator.client import RdmaClient, store
 from rdma_emulator.emac import Drop, parse_frame
 from rdma_emulator.processes import Proc, running
@@ -26,21 +30,34 @@ CASES = settings(max_examples=10_000, deadline=None, suppress_health_check=list(
 PROBE = 1 << 63
 
 
-class Regions:
-    def __init__(self, memserver: Proc) -> None:
-        address = memserver.address("memserver")
-        self.secret = os.urandom(256)
-        self.victim = store(address, self.secret)
-        """A region the fuzzer never has the key of: it must never leak or change."""
-        self.open = store(address, bytes(256))
-        """A region the fuzzer may use, so that valid requests get through too."""
-        self.table_bytes = em_table.encode(VnfKind.FIREWALL, INSTANCE, 2, FIREWALL_RULES)
-        self.table = store(address, self.table_bytes)
+@pytest.fixture(scope="module")
+def control_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    return key_file(tmp_path_factory.mktemp("key"))
 
 
 @pytest.fixture(scope="module")
-def regions(memserver: Proc) -> Regions:
-    return Regions(memserver)
+def memserver(control_key: tuple[Path, bytes]) -> Iterator[Proc]:
+    """A memory server that runs state-changing requests only when signed with the control key."""
+    with running("memserver", "--listen", "127.0.0.1:0", "--key-file", str(control_key[0])) as proc:
+        yield proc
+
+
+class Regions:
+    def __init__(self, memserver: Proc, key: bytes) -> None:
+        address = memserver.address("memserver")
+        self.key = key
+        self.secret = os.urandom(256)
+        self.victim = store(address, self.secret, key=key)
+        """A region the fuzzer never has the rkey of: it must never leak or change."""
+        self.open = store(address, bytes(256), key=key)
+        """A region the fuzzer has the rkey of (not the control key), so that valid READs get through too."""
+        self.table_bytes = em_table.encode(VnfKind.FIREWALL, INSTANCE, 2, FIREWALL_RULES)
+        self.table = store(address, self.table_bytes, key=key)
+
+
+@pytest.fixture(scope="module")
+def regions(memserver: Proc, control_key: tuple[Path, bytes]) -> Regions:
+    return Regions(memserver, control_key[1])
 
 
 def _connect(address: tuple[str, int]) -> socket.socket:
@@ -62,8 +79,15 @@ def test_memory_server_survives_fuzzing(memserver: Proc, regions: Regions) -> No
     before = memserver.metrics()
     sent = {"n": 0}
 
+    # A sender with the victim's rkey but not the control key: a WRITE signed with the key and then flipped in
+    # any bit, or signed with another key, must not run; WRITEs signed with the key to the open region do.
+    signed_overwrite = sign(P.write(4, victim_region, victim_key, 0, b"overwritten"), regions.key).pack()
     requests = st.one_of(
         st.binary(max_size=80),
+        st.builds(_flip, st.just(signed_overwrite), st.integers(0, 10_000)),
+        st.builds(lambda key: sign(P.write(5, victim_region, victim_key, 0, b"overwritten"), key).pack(),
+                  st.binary(min_size=32, max_size=32).filter(lambda key: key != regions.key)),
+        st.builds(lambda data: sign(P.write(6, open_region, open_key, 0, data), regions.key).pack(), st.binary(min_size=1, max_size=64)),
         st.builds(lambda data, cut: data[:cut], st.just(P.read(1, *regions.open, 0, 8).pack()), st.integers(0, P.Request.HEADER - 1)),
         st.builds(_flip, st.just(P.write(2, *regions.open, 0, b"abcdefgh").pack()), st.integers(0, 10_000)),
         st.builds(lambda op, region, key, offset, length, payload: Request(op, 3, region, key, offset, length, payload).pack(),
@@ -100,9 +124,12 @@ def test_memory_server_survives_fuzzing(memserver: Proc, regions: Regions) -> No
         return sum(v for k, v in metrics.items() if k.startswith(prefix))
     served = total("srem_memserver_requests_total", after) - total("srem_memserver_requests_total", before)
     malformed = after["srem_memserver_malformed_total"] - before["srem_memserver_malformed_total"]
+    refused = total("srem_memserver_refused_total", after) - total("srem_memserver_refused_total", before)
     assert sent["n"] >= 10_000
-    assert served + malformed == 2 * sent["n"], "every datagram is served or counted as malformed"
+    assert served + malformed == 2 * sent["n"], "every datagram is served (refusals included) or counted as malformed"
     assert malformed > 1000
+    signed_writes = after["srem_memserver_requests_total{op=WRITE,status=OK}"] - before["srem_memserver_requests_total{op=WRITE,status=OK}"]
+    assert refused > 1000 and signed_writes > 100
 
 
 def _expected(regions: Regions, frame: bytes) -> EmacResponse | None:

@@ -7,6 +7,10 @@ are never rewritten in place: new rules, or a move to another switch, get a new 
 is freed after the switches stopped using it. So a switch reads either the old table or the new
 one, never a half-written one, and a failed reconfiguration frees what it wrote and leaves the
 regions in use untouched. The deploy path (deploy.py) drives stage, then commit or abort.
+
+Registering, writing and freeing are signed with the deployment's control key (rdma_emulator/auth.py),
+which memory servers listening beyond loopback require: given to ExternalMemory, or read from the
+file SREM_RDMA_KEY_FILE names.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from controller.dataplane.layout import Layout
 from controller.dataplane.rules import kind_of
 from controller.errors import SremError
 from controller.model.substrate import HostKind, Substrate
+from rdma_emulator.auth import ENVIRONMENT, KeyFileError, key_from_environment
 from rdma_emulator.client import RdmaClient, RdmaError, RdmaTimeout
 from rdma_emulator.protocol import MAX_IO
 from srem_formats import em_table
@@ -64,14 +69,25 @@ def regions_held(held: Mapping[str, SwitchState]) -> dict[int, tuple[str, EmRegi
     return found
 
 
+FROM_ENVIRONMENT = b""
+"""ExternalMemory's default key: the one in the file SREM_RDMA_KEY_FILE names, or none when it is unset."""
+
+
 class ExternalMemory:
     def __init__(self, layout: Layout, substrate: Substrate, servers: Mapping[int, tuple[str, int]],
-                 timeout_s: float = 0.2, retries: int = 3) -> None:
+                 timeout_s: float = 0.2, retries: int = 3, key: bytes | None = FROM_ENVIRONMENT) -> None:
+        """`key`: the control key the memory servers share; None: unsigned (servers on loopback without a key)."""
         self.layout = layout
         self.substrate = substrate
         self.servers = dict(servers)
         self.timeout_s = timeout_s
         self.retries = retries
+        if key == FROM_ENVIRONMENT:
+            try:
+                key = key_from_environment()
+            except KeyFileError as exc:
+                raise SremError(str(exc), where=ENVIRONMENT) from None
+        self.key = key
         self.active: dict[int, Programmed] = {}
         """Instance -> the region its switch's RDMA table points to."""
         self._staged: dict[int, Programmed] | None = None
@@ -197,7 +213,7 @@ class ExternalMemory:
         missing = servers - self.servers.keys()
         if missing:
             raise SremError(f"no address for memory server(s) {sorted(missing)}", where="external memory")
-        clients = {s: await RdmaClient(*self.servers[s], self.timeout_s, self.retries).open() for s in servers}
+        clients = {s: await RdmaClient(*self.servers[s], self.timeout_s, self.retries, self.key).open() for s in servers}
         try:
             return await work(clients)
         finally:

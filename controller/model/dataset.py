@@ -15,25 +15,26 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import os
-import shutil
-import tempfile
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from tqdm import tqdm
+from pydantic import BaseModel, ConfigDict, Field
 
-from controller.errors import DatasetError, SremError
+from controller.errors import ConfigError, DatasetError, SremError, clip, excerpt
 from controller.model.cost import ObjectiveWeights
 from controller.model.reward import RewardWeights
-from controller.model.scenario import Scenario
-from controller.model.substrate import Substrate, draw_substrate, substrate_from_dict
-from controller.model.workload import Request, Schedule, Workload, generate_workload
-from controller.validation import read_json
+from controller.model.scenario import ObjectiveParams, RewardParams, Scenario
+from controller.model.substrate import HostKind, Substrate, draw_substrate, substrate_from_dict
+from controller.model.workload import Request, Schedule, Workload, cheapest_server_placement, generate_workload
+from controller.validation import MAX_WORKLOAD_LINE_BYTES, MAX_WORKLOADS_PER_SPLIT, read_json, validate
+from srem_formats.output_dir import output_dir
+from srem_formats.progress import progress as progress_of
 
 FORMAT = "srem-dataset"
 VERSION = 2
@@ -83,15 +84,16 @@ class _Reader:
 
     def lookup(self, table: dict[str, int], name: Any, key: str, what: str) -> int:
         if not isinstance(name, str) or name not in table:
-            raise self.fail(key, f"unknown {what} {name!r}")
+            raise self.fail(key, f"unknown {what} {excerpt(name)}")
         return table[name]
 
     def numbers(self, values: Any, key: str, steps: int) -> tuple[float, ...]:
+        """Rates or deadlines: finite and positive (JSON's 1e999 reads as infinity)."""
         if not isinstance(values, list) or len(values) != steps:
             raise self.fail(key, f"expected a list of {steps} numbers")
         for i, v in enumerate(values):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise self.fail(f"{key}[{i}]", f"expected a positive number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise self.fail(f"{key}[{i}]", f"expected a finite positive number, got {excerpt(v)}")
         return tuple(float(v) for v in values)
 
     def busy_steps(self, data: Any, steps: int) -> dict[str, frozenset[int]]:
@@ -102,7 +104,7 @@ class _Reader:
         for name, values in data.items():
             if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < steps
                                                        for v in values):
-                raise self.fail(f"busy_steps.{name}", f"expected a list of steps 0..{steps - 1}")
+                raise self.fail(f"busy_steps.{clip(name)}", f"expected a list of steps 0..{steps - 1}")
             busy[name] = frozenset(values)
         return busy
 
@@ -113,6 +115,9 @@ class _Reader:
         for key in ("id", "initial_placement", "busy_steps", "requests"):
             if key not in data:
                 raise self.fail(key, "missing key")
+        workload_id = data["id"]
+        if isinstance(workload_id, bool) or not isinstance(workload_id, int) or not 0 <= workload_id < MAX_WORKLOADS_PER_SPLIT:
+            raise self.fail("id", f"expected a whole number 0..{MAX_WORKLOADS_PER_SPLIT - 1}, got {excerpt(workload_id)}")
         placement_names = data["initial_placement"]
         if not isinstance(placement_names, dict) or set(placement_names) != set(sub.instance_index):
             raise self.fail("initial_placement", f"expected a host for each of {', '.join(sub.instance_index)}")
@@ -158,22 +163,28 @@ class _Reader:
             assignment.append(instances)
             classes.append(self.lookup(class_index, r.get("class"), f"{key}.class", "service class (not in busy_steps)"))
         schedule = Schedule(tuple(busy), tuple(busy.values()), tuple(classes), steps)
-        return Workload(int(data["id"]), tuple(requests), tuple(placement), tuple(assignment), schedule)
+        return Workload(workload_id, tuple(requests), tuple(placement), tuple(assignment), schedule)
 
 
-@dataclass(frozen=True)
-class Manifest:
+Seed = Annotated[int, Field(ge=0)]
+
+
+class Manifest(BaseModel):
+    """manifest.json: strict, so a string hour or an unknown objective key is refused when the dataset is opened."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
     scenario: str
     scenario_hash: str
-    seed: int
-    hours: list[int]
-    working_until_hour: int
-    splits: dict[str, int]
-    objective: dict[str, Any]
-    """a1, a2, a3 of eq. 1 (keys it, bandwidth, reconfiguration) and rejected_traffic."""
-    reward: dict[str, float]
-    """w1, w2 of eq. 20 (keys acceptance, cost)."""
-    workload_seed: int | None = None
+    seed: Seed
+    hours: list[Annotated[int, Field(ge=0, le=23)]] = Field(min_length=1, max_length=24)
+    working_until_hour: Annotated[int, Field(ge=0, le=24)]
+    splits: dict[Literal["train", "test"], Annotated[int, Field(ge=0, le=MAX_WORKLOADS_PER_SPLIT)]]
+    objective: ObjectiveParams
+    """a1, a2, a3 of eq. 1 and rejected_traffic."""
+    reward: RewardParams
+    """w1, w2 of eq. 20."""
+    workload_seed: Seed | None = None
     """Seed the workloads were drawn with, when not `seed` (the substrate's): the same network with fresh traffic."""
 
     @property
@@ -181,7 +192,7 @@ class Manifest:
         return self.seed if self.workload_seed is None else self.workload_seed
 
     def to_dict(self) -> dict[str, Any]:
-        fields = {k: v for k, v in self.__dict__.items() if not (k == "workload_seed" and v is None)}
+        fields = self.model_dump(mode="json", exclude={"workload_seed"} if self.workload_seed is None else None)
         return {"format": FORMAT, "version": VERSION, **fields}
 
 
@@ -202,10 +213,8 @@ class Dataset:
                 where=manifest_path,
                 key="version",
             )
-        try:
-            self.manifest = Manifest(**{k: v for k, v in data.items() if k not in ("format", "version")})
-        except TypeError as exc:
-            raise DatasetError(f"malformed manifest: {exc}", where=manifest_path) from None
+        self.manifest = validate(Manifest, {k: v for k, v in data.items() if k not in ("format", "version")}, manifest_path,
+                                 error=DatasetError)
         substrate_path = path / "substrate.json"
         self.substrate = substrate_from_dict(read_json(substrate_path), str(substrate_path))
 
@@ -218,11 +227,11 @@ class Dataset:
 
     @property
     def objective_weights(self) -> ObjectiveWeights:
-        return ObjectiveWeights(**self.manifest.objective)
+        return ObjectiveWeights(**self.manifest.objective.model_dump())
 
     @property
     def reward_weights(self) -> RewardWeights:
-        return RewardWeights(**self.manifest.reward)
+        return RewardWeights(**self.manifest.reward.model_dump())
 
     def split_path(self, split: str) -> Path:
         return self.path / f"{split}.jsonl.gz"
@@ -232,29 +241,48 @@ class Dataset:
 
         The whole file is read even under a limit (lines past it are counted, not parsed: 0.1 s for
         `paper`'s 1200), so that a file holding fewer or more workloads than the manifest announces
-        - cut short by a copy, or edited - is refused whatever the limit."""
+        - cut short by a copy, or edited - is refused whatever the limit. Reading stops at the first
+        line past the announced count, and a line is read no further than MAX_WORKLOAD_LINE_BYTES:
+        a small gzip can hold a gigabyte line, or a billion empty ones."""
         if split not in self.manifest.splits:
             raise DatasetError(f"no split {split!r} (has {', '.join(self.manifest.splits)})", where=self.path)
         path = self.split_path(split)
+        announced = self.manifest.splits[split]
+        if announced == 0:  # every summary of an empty split would read as a perfect score
+            raise DatasetError(f"the {split} split holds no workloads", where=self.path / "manifest.json", key=f"splits.{split}")
         steps = len(self.hours)
         line_no = 0
         try:
-            with gzip.open(path, "rt") as f:
-                for line_no, line in enumerate(f, start=1):
+            with gzip.open(path, "rb") as f:
+                while line := f.readline(MAX_WORKLOAD_LINE_BYTES + 1):
+                    line_no += 1
+                    if line_no > announced:
+                        raise DatasetError(f"holds more than the {announced} workloads manifest.json announces", where=path)
+                    if len(line) > MAX_WORKLOAD_LINE_BYTES and not line.endswith(b"\n"):
+                        raise DatasetError(f"longer than the limit of {MAX_WORKLOAD_LINE_BYTES} bytes", where=path, key=f"line {line_no}")
                     if limit is not None and line_no > limit:
                         continue
-                    try:
-                        data = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DatasetError(f"malformed JSON: {exc.msg}", where=path, key=f"line {line_no}") from None
-                    yield _Reader(self.substrate, str(path), line_no).workload(data, steps)
+                    yield _Reader(self.substrate, str(path), line_no).workload(self._parse(line, path, line_no), steps)
         except FileNotFoundError:
             raise DatasetError("missing split file", where=path) from None
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
+        except (OSError, EOFError) as exc:
             raise DatasetError(f"cannot read: {exc}", where=path) from None
-        announced = self.manifest.splits[split]
         if line_no != announced:
             raise DatasetError(f"holds {line_no} workloads, but manifest.json announces {announced}", where=path)
+
+    @staticmethod
+    def _parse(line: bytes, path: Path, line_no: int) -> Any:
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"malformed JSON: {exc.msg}", where=path, key=f"line {line_no}") from None
+        except UnicodeDecodeError:
+            raise DatasetError("not UTF-8 text", where=path, key=f"line {line_no}") from None
+        except ValueError:  # json reads integers of at most sys.get_int_max_str_digits() digits
+            raise DatasetError(f"an integer of more than {sys.get_int_max_str_digits()} digits", where=path,
+                               key=f"line {line_no}") from None
+        except RecursionError:
+            raise DatasetError("malformed JSON: nested too deeply", where=path, key=f"line {line_no}") from None
 
     @cached_property
     def train(self) -> list[Workload]:
@@ -278,6 +306,10 @@ def _write_gzip_lines(path: Path, lines: Iterator[str]) -> None:
         text.detach()
 
 
+GENERATED_BY = "scenario generate"
+"""The command a dataset directory is marked as the output of (srem_formats/output_dir.py): only such a directory is replaced."""
+
+
 def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, progress: bool = True,
                      workload_seed: int | None = None) -> Dataset:
     """Draw the substrate and every workload, and write them to `out` (replaced whole, never left half-written).
@@ -288,6 +320,7 @@ def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, pro
     seed = scenario.spec.dataset.seed if seed is None else seed
     substrate_file = draw_substrate(scenario, np.random.default_rng([seed, SUBSTRATE_STREAM]))
     substrate = Substrate(substrate_file)
+    check_initial_placement(scenario, substrate)
     splits = {"train": scenario.spec.dataset.train, "test": scenario.spec.dataset.test}
     manifest = Manifest(
         scenario=scenario.name,
@@ -296,20 +329,18 @@ def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, pro
         hours=scenario.hours,
         working_until_hour=scenario.spec.time.working_until_hour,
         splits=splits,
-        objective=scenario.spec.objective.model_dump(),
-        reward=scenario.spec.reward.model_dump(),
+        objective=scenario.spec.objective,
+        reward=scenario.spec.reward,
         workload_seed=workload_seed,
     )
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(0o755)
-    try:
+    # Replaces only an earlier dataset (the CLI asked the user's --force before any work was done).
+    with output_dir(out, GENERATED_BY, force=True) as staging:
         (staging / "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1) + "\n")
         (staging / "scenario.yaml").write_text(scenario.to_yaml())
         (staging / "substrate.json").write_text(json.dumps(substrate.to_dict(), indent=1) + "\n")
         total = sum(splits.values())
-        with tqdm(total=total, desc=f"generating {scenario.name}", unit="workload", disable=not progress or None) as bar:
+        with progress_of(total=total, desc=f"generating {scenario.name}", unit="workload", show=progress) as bar:
             for split, count in splits.items():
 
                 def lines(split: str = split, count: int = count) -> Iterator[str]:
@@ -319,13 +350,20 @@ def generate_dataset(scenario: Scenario, out: Path, seed: int | None = None, pro
                         yield json.dumps(workload_to_dict(workload, substrate), separators=(",", ":"))
 
                 _write_gzip_lines(staging / f"{split}.jsonl.gz", lines())
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Dataset(out)
+
+
+def check_initial_placement(scenario: Scenario, substrate: Substrate) -> None:
+    """Every workload starts with each instance on the cheapest server with room; refuse, before anything
+    is written, a drawn substrate whose servers cannot hold them."""
+    try:
+        cheapest_server_placement(substrate)
+    except ValueError as exc:
+        largest = max((h.storage_mb for h in substrate.hosts if h.kind is HostKind.SERVER), default=0.0)
+        total = sum(h.storage_mb for h in substrate.hosts if h.kind is HostKind.SERVER)
+        raise ConfigError(f"{exc}; the initial placement puts every instance on a server, and the largest server holds "
+                          f"{largest:.2f} MB, all {substrate.num_servers} together {total:.2f} MB (servers.storage_gb)",
+                          where=scenario.source, key="vnfs") from None
 
 
 def cache_root() -> Path:

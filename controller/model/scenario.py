@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from controller.errors import ConfigError
+from controller.errors import ConfigError, clip
 from controller.model.topology import Topology, load_topology
-from controller.validation import read_yaml, validate
+from controller.validation import (MAX_INSTANCES, MAX_REQUESTS_PER_WORKLOAD, MAX_VNF_TYPES, MAX_WORKLOADS_PER_SPLIT, names_a_file,
+                                   read_yaml, validate)
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -35,7 +36,8 @@ IntRange = Annotated[tuple[PositiveInt, PositiveInt], AfterValidator(_ordered)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every physical quantity is finite: an infinite rate or deadline is no scenario, and NaN compares false with everything.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NetworkParams(_Section):
@@ -68,9 +70,9 @@ class SwitchParams(_Section):
 
 
 class VnfTypeParams(_Section):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
     storage_mb: PositiveRange
-    instances: PositiveInt = 6
+    instances: Annotated[int, Field(gt=0, le=MAX_INSTANCES)] = 6
     """A multiple of the number of service classes (6: two per class of the default three)."""
     server_capacity_mbps: PositiveRange = (200.0, 800.0)
     switch_capacity_gbps: PositiveFloat = 100.0
@@ -89,13 +91,13 @@ class ServiceClass(_Section):
     """Requests of one service (the paper's section VI: web service, VoIP, online gaming) are busy at
     their own hours: working-hours traffic then, evening traffic at every other step."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
     busy_hours: list[Annotated[int, Field(ge=0, le=23)]] = Field(min_length=1)
     """Start hours of the steps in which the class's requests draw from `working_hours`."""
 
 
 class RequestParams(_Section):
-    per_workload: PositiveInt = 90
+    per_workload: Annotated[int, Field(gt=0, le=MAX_REQUESTS_PER_WORKLOAD)] = 90
     """SFC requests in every workload (one day of traffic)."""
     chain_length: IntRange = (1, 4)
     endpoints: Literal["any-switch", "edge"] = "any-switch"
@@ -119,8 +121,8 @@ class TimeParams(_Section):
 
 
 class DatasetParams(_Section):
-    train: Annotated[int, Field(ge=0)] = 1200
-    test: Annotated[int, Field(ge=0)] = 300
+    train: Annotated[int, Field(ge=0, le=MAX_WORKLOADS_PER_SPLIT)] = 1200
+    test: Annotated[int, Field(ge=0, le=MAX_WORKLOADS_PER_SPLIT)] = 300
     seed: Annotated[int, Field(ge=0)] = 1
 
 
@@ -150,12 +152,12 @@ class DataplaneParams(_Section):
 
 
 class ScenarioSpec(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     network: NetworkParams = NetworkParams()
     servers: ServerParams = ServerParams()
     switches: SwitchParams = SwitchParams()
-    vnfs: list[VnfTypeParams] = Field(min_length=1)
+    vnfs: list[VnfTypeParams] = Field(min_length=1, max_length=MAX_VNF_TYPES)
     requests: RequestParams = RequestParams()
     time: TimeParams = TimeParams()
     dataset: DatasetParams = DatasetParams()
@@ -230,6 +232,9 @@ def check_consistency(spec: ScenarioSpec, where: str) -> None:
             if hour not in steps:
                 raise ConfigError(f"{hour} is not the start hour of a step ({', '.join(map(str, steps))})",
                                   where=where, key=f"requests.classes[{i}].busy_hours")
+    instances = sum(v.instances for v in spec.vnfs)
+    if instances > MAX_INSTANCES:
+        raise ConfigError(f"{instances} VNF instances in all, more than the limit of {MAX_INSTANCES}", where=where, key="vnfs")
     for i, v in enumerate(spec.vnfs):
         if classes and v.instances % len(classes):
             raise ConfigError(f"{v.instances} instances cannot be shared out among {len(classes)} service classes "
@@ -255,7 +260,7 @@ def scenario_from_dict(data: Any, where: str, base_dir: Path | None = None) -> S
     try:
         topology = load_topology(spec.network.topology, base_dir)
     except ConfigError as exc:
-        if exc.where == spec.network.topology:
+        if exc.where == clip(spec.network.topology):
             raise ConfigError(exc.message, where=where, key="network.topology") from None
         raise
     switches = {s.name for s in topology.spec.switches if s.role == "edge"}
@@ -274,6 +279,6 @@ def load_scenario(name_or_path: str) -> Scenario:
         path = PRESET_DIR / f"{name_or_path}.yaml"
     else:
         path = Path(name_or_path)
-        if not path.exists():
-            raise ConfigError(f"no preset or file of that name (presets: {', '.join(preset_names())})", where=name_or_path)
+        if not names_a_file(path):
+            raise ConfigError(f"no preset or file of that name (presets: {', '.join(preset_names())})", where=clip(name_or_path))
     return scenario_from_dict(read_yaml(path), str(path), path.parent)

@@ -20,11 +20,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from controller.errors import ConfigError, SremError
+from controller.errors import ConfigError, SremError, clip, excerpt
 from controller.model.scenario import Scenario
 from controller.model.topology import Topology, TopologyFile, check_structure
 from controller.model.units import gbps_to_mbps
-from controller.validation import validate
+from controller.validation import MAX_INSTANCES, MAX_VNF_TYPES, validate
 
 
 class HostKind(IntEnum):
@@ -37,7 +37,7 @@ HOST_PREFIX = {HostKind.LM: "lm", HostKind.EM: "em"}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServerResources(_Strict):
@@ -57,9 +57,9 @@ class SwitchResources(_Strict):
 
 
 class VnfTypeSpec(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
     storage_mb: PositiveFloat
-    instances: PositiveInt
+    instances: int = Field(gt=0, le=MAX_INSTANCES)
     server_capacity_mbps: PositiveFloat
     switch_capacity_mbps: PositiveFloat
     rdma_accesses: PositiveInt
@@ -81,7 +81,7 @@ class SubstrateFile(_Strict):
     rdma_index_fraction: PositiveFloat
     servers: dict[str, ServerResources]
     switches: dict[str, SwitchResources]
-    vnf_types: list[VnfTypeSpec] = Field(min_length=1)
+    vnf_types: list[VnfTypeSpec] = Field(min_length=1, max_length=MAX_VNF_TYPES)
     step_seconds: PositiveFloat
 
 
@@ -229,11 +229,14 @@ def substrate_from_dict(data: Any, where: str) -> Substrate:
         if missing:
             raise ConfigError(f"no resources for {missing[0]!r}", where=where, key=section)
         if unknown:
-            raise ConfigError(f"resources for unknown node {unknown[0]!r}", where=where, key=f"{section}.{unknown[0]}")
+            raise ConfigError(f"resources for unknown node {excerpt(unknown[0])}", where=where, key=f"{section}.{clip(unknown[0])}")
     names = [t.name for t in spec.vnf_types]
     for i, name in enumerate(names):
         if names.index(name) != i:
             raise ConfigError(f"duplicate VNF type {name!r}", where=where, key=f"vnf_types[{i}].name")
+    instances = sum(t.instances for t in spec.vnf_types)
+    if instances > MAX_INSTANCES:
+        raise ConfigError(f"{instances} VNF instances in all, more than the limit of {MAX_INSTANCES}", where=where, key="vnf_types")
     return Substrate(spec)
 
 

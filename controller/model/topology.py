@@ -13,15 +13,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, NonNegativeFloat
 
-from controller.errors import ConfigError
-from controller.validation import read_json, validate
+from controller.errors import ConfigError, clip, excerpt
+from controller.validation import MAX_LINKS, MAX_SERVERS, MAX_SWITCHES, names_a_file, read_json, validate
 from topologies import builtin_names, builtin_path
 
 NodeName = str
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SwitchSpec(_Strict):
@@ -46,9 +46,9 @@ class TopologyFile(_Strict):
     format: Literal["srem-topology"]
     version: Literal[1]
     name: str
-    switches: list[SwitchSpec] = Field(min_length=1)
-    servers: list[ServerSpec] = Field(default_factory=list)
-    links: list[LinkSpec]
+    switches: list[SwitchSpec] = Field(min_length=1, max_length=MAX_SWITCHES)
+    servers: list[ServerSpec] = Field(default_factory=list, max_length=MAX_SERVERS)
+    links: list[LinkSpec] = Field(max_length=MAX_LINKS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def check_structure(spec: TopologyFile, where: str) -> None:
     for i, link in enumerate(spec.links):
         for end in ("a", "b"):
             if getattr(link, end) not in names:
-                raise ConfigError(f"unknown node {getattr(link, end)!r}", where=where, key=f"links[{i}].{end}")
+                raise ConfigError(f"unknown node {excerpt(getattr(link, end))}", where=where, key=f"links[{i}].{end}")
         if link.a == link.b:
             raise ConfigError(f"self-loop on {link.a!r}", where=where, key=f"links[{i}]")
         pair = frozenset((link.a, link.b))
@@ -125,9 +125,9 @@ def resolve_topology_path(name_or_path: str, relative_to: Path | None = None) ->
     path = Path(name_or_path)
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
-    if not path.exists():
+    if not names_a_file(path):
         raise ConfigError(
-            f"no built-in topology or file of that name (built-in: {', '.join(builtin_names())})", where=name_or_path
+            f"no built-in topology or file of that name (built-in: {', '.join(builtin_names())})", where=clip(name_or_path)
         )
     return path
 

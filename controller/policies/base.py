@@ -159,6 +159,6 @@ def make_policy(spec: str) -> Policy:
         cls = _load_class(f"{name}:{class_name}", "--policy")
         cls.name = cls.name or f"{name}:{class_name}"
     else:
-        raise SremError(f"unknown policy {name!r} (known: {', '.join(policy_names())}; "
+        raise SremError(f"unknown policy {name[:40]!r} (known: {', '.join(policy_names())}; "
                         "or module.path:ClassName[:ARG] for your own)", where="--policy")
     return cls(arg or None)  # type: ignore[call-arg]

@@ -28,9 +28,10 @@ REJECTED_DELAY_RATIO = 2.0
 
 def ddqn_cm_config(**overrides: object) -> TrainConfig:
     """Servers only, double Q-learning, no filters (the paper gives DDQN-CM none); the step's one
-    reward, whole placements explored, the paper's discount: none of SR-EM's changes."""
+    reward, whole placements explored, the paper's discount: none of SR-EM's changes. Checkpoints
+    record the agent, so `srem:` refuses them."""
     return TrainConfig(**{"variant": "none", "double_q": True, "host_kinds": ("SERVER",), "credit": "shared",  # type: ignore[arg-type]
-                          "exploration": "placement", "order": "size", "discount": 0.3, **overrides})
+                          "exploration": "placement", "order": "size", "discount": 0.3, **overrides, "agent": "ddqn-cm"})
 
 
 def ddqn_cm_reward(result: StepResult, reference_cost: float) -> float:
@@ -45,5 +46,7 @@ def ddqn_cm_reward(result: StepResult, reference_cost: float) -> float:
 
 @register("ddqn-cm")
 class DdqnCmPolicy(TrainedPolicy):
+    trained_by = "ddqn-cm"
+
     def __init__(self, arg: str | None = None) -> None:
         super().__init__(arg or str(SHIPPED))

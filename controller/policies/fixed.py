@@ -92,6 +92,8 @@ def load_placement(path: Path, substrate: Substrate) -> Placement:
         raise SremError("no such placement file", where=path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SremError(f"not a readable placement file ({exc})", where=path) from None
+    except RecursionError:  # arrays or objects nested deeper than the parser's stack
+        raise SremError("not a readable placement file (nested too deep)", where=path) from None
     check_made_for(doc, substrate, FORMAT, VERSION, "placement file", path)
     placement = placement_from_names(doc.get("placement"), substrate, path, "placement")
     check_fits(substrate, placement, path)
@@ -106,11 +108,13 @@ def placement_from_names(hosts: Any, substrate: Substrate, where: Path, key: str
     missing = [i.name for i in substrate.instances if i.name not in hosts]
     unknown = [name for name in hosts if name not in substrate.instance_index]
     if missing or unknown:
-        what = f"no host for {missing[0]!r}" if missing else f"unknown instance {unknown[0]!r}"
+        what = f"no host for {missing[0]!r}" if missing else f"unknown instance {unknown[0][:40]!r}"
         raise SremError(what, where=where, key=key)
     for name, host in hosts.items():
+        if not isinstance(host, str):
+            raise SremError(f"expected a host's name, got a {type(host).__name__}", where=where, key=f"{key}.{name}")
         if host not in substrate.host_index:
-            raise SremError(f"unknown host {host!r}", where=where, key=f"{key}.{name}")
+            raise SremError(f"unknown host {host[:40]!r}", where=where, key=f"{key}.{name}")
     return tuple(substrate.host_index[hosts[i.name]] for i in substrate.instances)
 
 

@@ -28,8 +28,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tqdm import tqdm
-
 from controller.model.constraints import storage_violations
 from controller.model.dataset import Dataset
 from controller.model.evaluator import StepEvaluator
@@ -38,6 +36,7 @@ from controller.model.workload import Placement, Workload
 from controller.policies.base import Policy, observe, start_day
 from controller.policies.fixed import simple_forms, simple_placement
 from controller.policies.greedy_slack import GreedySlackPolicy
+from srem_formats.progress import progress
 
 GREEDY_START = "greedy-slack"
 """The start label of greedy-slack's most common working-hours placement."""
@@ -282,5 +281,5 @@ def search_fixed(dataset: Dataset, settings: SearchSettings = SEARCH,
 
 def search_with_progress(dataset: Dataset, settings: SearchSettings, show: bool) -> SearchResult:
     """`search_fixed` with a progress bar over the budget on stderr."""
-    with tqdm(total=settings.budget, desc="searching fixed placements", unit="placement", disable=not show or None) as bar:
+    with progress(total=settings.budget, desc="searching fixed placements", unit="placement", show=show) as bar:
         return search_fixed(dataset, settings, bar.update)

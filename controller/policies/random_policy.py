@@ -18,10 +18,13 @@ from controller.policies.base import Observation, Policy, register
 @register("random")
 class RandomPolicy(Policy):
     def __init__(self, arg: str | None = None) -> None:
-        try:
-            self.seed = int(arg) if arg is not None else 0
-        except ValueError:
-            raise SremError(f"policy random takes an integer seed, got {arg!r}", where="--policy") from None
+        text = "0" if arg is None else arg
+        # Decimal digits only: numpy's seed sequences refuse negative entropy, which would fail mid-run;
+        # 40 digits (beyond 2**128) are more than a seed needs and keep int() and the message short.
+        if not (text.isdecimal() and len(text) <= 40):
+            raise SremError(f"policy random takes a non-negative integer seed of up to 40 digits, got {text[:20]!r}",
+                            where="--policy")
+        self.seed = int(text)
         self.rng = np.random.default_rng(self.seed)
 
     def reset(self, substrate: Substrate, workload: Workload) -> None:

@@ -42,8 +42,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 
-from tqdm import tqdm
-
 from controller.errors import SremError
 from controller.model.constraints import storage_violations
 from controller.model.dataset import Dataset
@@ -55,6 +53,7 @@ from controller.policies.best_schedule import PlacementSchedule
 from controller.policies.fixed import SHIPPED as BEST_FIXED
 from controller.policies.fixed import load_placement
 from controller.policies.fixed_search import Score, SearchSettings, neighbours, policy_days, training_sample
+from srem_formats.progress import progress
 
 FIXED_START = "fixed:best"
 START_POLICIES = ("greedy-slack", "schedule-foresight")
@@ -299,5 +298,5 @@ def search_schedule(dataset: Dataset, settings: ScheduleSettings = SCHEDULE_SEAR
 
 def search_with_progress(dataset: Dataset, settings: ScheduleSettings, show: bool) -> ScheduleResult:
     """`search_schedule` with a progress bar over the budget on stderr."""
-    with tqdm(total=settings.budget, desc="searching schedules", unit="candidate", disable=not show or None) as bar:
+    with progress(total=settings.budget, desc="searching schedules", unit="candidate", show=show) as bar:
         return search_schedule(dataset, settings, bar.update)

@@ -1,6 +1,7 @@
 """`srem[:PATH]`: the trained SR-EM policy (no training code runs): features -> per-instance Q-networks -> filters.
 
 Without a path it loads the policy shipped for the `paper` scenario (controller/policies/trained/).
+A checkpoint DDQN-CM's training wrote is refused (`ddqn-cm:PATH` runs it), and `ddqn-cm:` refuses SR-EM's.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from controller.model.substrate import Substrate
 from controller.model.estimates import ChainEstimator
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Observation, Policy, register
-from controller.rl.agent import Agent, TrainConfig
-from controller.rl.checkpoint import load_checkpoint
+from controller.rl.agent import Agent, AgentName
+from controller.rl.checkpoint import load_agent
 from controller.rl.features import offered_demand_mbps
 
 SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-hybrid.pt"
@@ -23,17 +24,16 @@ SHIPPED = Path(__file__).resolve().parent / "trained" / "paper-hybrid.pt"
 class TrainedPolicy(Policy):
     """A policy backed by a checkpoint of the per-instance networks; bound to the substrate it was trained on."""
 
+    trained_by: AgentName
+    """The agent whose checkpoints this policy runs."""
+
     def __init__(self, arg: str | None = None) -> None:
         self.path = Path(arg) if arg else SHIPPED
         self.agent: Agent | None = None
 
     def bind(self, substrate: Substrate) -> None:
-        doc = load_checkpoint(self.path, substrate)
-        # Checkpoints from before issue 19 name no features: the paper's.
-        config = TrainConfig(**{"features": "paper", **doc["config"], "host_kinds": tuple(doc["config"]["host_kinds"])})
-        self.agent = Agent(substrate, config)
+        self.agent = load_agent(self.path, substrate, self.trained_by)
         self.encoder = self.agent.encoder
-        self.agent.net.load_state_dict(doc["state_dict"])
         self.agent.net.eval()
         torch.set_num_threads(1)  # one small forward pass per decision: threads only add latency
 
@@ -51,4 +51,4 @@ class TrainedPolicy(Policy):
 
 @register("srem")
 class SremPolicy(TrainedPolicy):
-    pass
+    trained_by = "srem"

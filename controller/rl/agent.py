@@ -4,17 +4,23 @@ it; nothing here trains."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
+from controller.errors import SremError
 from controller.model.feasibility import capacities, place_one_by_one
 from controller.model.substrate import HostKind, Substrate
 from controller.rl.features import StateEncoder
-from controller.rl.network import PlacementQNetwork
+from controller.rl.network import PlacementQNetwork, check_state, parameter_count, state_layout
+from controller.validation import key_path
 
+AgentName = Literal["srem", "ddqn-cm"]
 Variant = Literal["hybrid", "static", "dynamic", "none"]
 Credit = Literal["shared", "instance"]
 Exploration = Literal["placement", "instance"]
@@ -28,7 +34,20 @@ VARIANTS: dict[str, tuple[bool, bool]] = {
 }
 """variant -> (static filter, dynamic filter)."""
 
+MAX_HIDDEN = 1024
+"""Hidden units of an instance's network at most: 16 times the 64 that SR-EM and DDQN-CM train with."""
+MAX_PARAMETERS = 2**29
+"""Learned numbers of all the instances' networks at most (2 GiB of float32): the `large` preset's at
+the default width (about 302 million) fit; more is refused before anything is allocated."""
 
+Count = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+
+# Bounds and choices are declared on the fields: the trainer (through Agent) and a checkpoint's reader
+# check the same ones (`parse_config`); the dataclass itself stays a plain one.
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
 @dataclass
 class TrainConfig:
     """Hyperparameters: the paper's learning rate and 2% final epsilon; what the paper leaves open, set
@@ -37,20 +56,20 @@ class TrainConfig:
     little), 5,000 episodes."""
 
     variant: Variant = "hybrid"
-    episodes: int = 5000
-    learning_rate: float = 0.2
-    discount: float = 0.7
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.02
-    hidden: int = 64
-    batch_size: int = 32
-    replay_size: int = 20000
-    target_sync_steps: int = 250
-    gradient_clip: float = 1.0
+    episodes: Count = 5000
+    learning_rate: Positive = 0.2
+    discount: Share = 0.7
+    epsilon_start: Share = 1.0
+    epsilon_end: Share = 0.02
+    hidden: Annotated[int, Field(ge=1, le=MAX_HIDDEN)] = 64
+    batch_size: Count = 32
+    replay_size: Count = 20000
+    target_sync_steps: Count = 250
+    gradient_clip: Positive = 1.0
     double_q: bool = False
-    host_kinds: tuple[str, ...] = ("SERVER", "LM", "EM")
-    seed: int = 0
-    checkpoint_every: int = 1000
+    host_kinds: Annotated[tuple[Literal["SERVER", "LM", "EM"], ...], Field(min_length=1)] = ("SERVER", "LM", "EM")
+    seed: Annotated[int, Field(ge=0)] = 0
+    checkpoint_every: Count = 1000
     credit: Credit = "instance"
     """`shared`: every instance's network learns the step's reward (eq. 20), as the paper; `instance`:
     each learns eq. 20 read over the requests it serves (credit.py)."""
@@ -70,13 +89,16 @@ class TrainConfig:
     """A policy spec (e.g. `schedule-foresight`) whose decisions on training workloads are demonstrations:
     learned from before the episodes start (`pretrain_updates`) and alongside them, with the Bellman target
     and a large margin for the teacher's host (DQfD, Hester et al. 2018). None: reinforcement only, as the paper."""
-    demonstrations: int = 300
+    demonstrations: Annotated[int, Field(ge=0)] = 300
     """Training workloads the teacher's days are recorded on (the first ones)."""
-    pretrain_updates: int = 3000
+    pretrain_updates: Annotated[int, Field(ge=0)] = 3000
     """Batches learned from the demonstrations alone before the first episode."""
-    margin: float = 0.1
+    margin: Annotated[float, Field(ge=0.0)] = 0.1
     """How far below the teacher's host's Q-value the margin loss pushes every other host's."""
-    margin_weight: float = 1.0
+    margin_weight: Annotated[float, Field(ge=0.0)] = 1.0
+    agent: AgentName = "srem"
+    """Which agent this trains: SR-EM, or the DDQN-CM baseline (`ddqn_cm_config`). Checkpoints record it,
+    so that each policy refuses the other's."""
 
     def encoder(self, substrate: Substrate) -> StateEncoder:
         return StateEncoder(substrate, schedule=self.features != "paper", host_estimates=self.features == "hosts")
@@ -91,6 +113,20 @@ class TrainConfig:
         return tuple(HostKind[k] for k in self.host_kinds)
 
 
+_CONFIG = TypeAdapter(TrainConfig)
+
+
+def parse_config(data: Mapping[str, Any], where: str | Path) -> TrainConfig:
+    """A training configuration from its fields' values, refused in one line naming the first bad key
+    (unknown, of the wrong type, or out of its bounds). The value is not echoed: it may be huge."""
+    try:
+        return _CONFIG.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = "unknown key" if first["type"] == "unexpected_keyword_argument" else first["msg"]
+        raise SremError(message, where=where, key=f"config.{key_path(tuple(first['loc']))}") from None
+
+
 def connectivity(substrate: Substrate, config: TrainConfig) -> np.ndarray:
     """Which outputs exist: the static filter's mask when it is on, else every host of an allowed kind."""
     use_static, _ = config.filters()
@@ -100,14 +136,31 @@ def connectivity(substrate: Substrate, config: TrainConfig) -> np.ndarray:
     return np.broadcast_to(kinds, (len(substrate.instances), len(kinds))).copy()
 
 
-class Agent:
-    """The networks and the way they pick placements; shared by training and the deployed `srem` policy."""
+def check_weights(substrate: Substrate, config: TrainConfig, state: Any, where: str | Path, key: str) -> None:
+    """Refuse in one line a state_dict (at `key` of file `where`) that the networks `config` gives on
+    `substrate` cannot load: checked against their layout, nothing built (network.py, `check_state`)."""
+    encoder, mask = config.encoder(substrate), connectivity(substrate, config)
+    check_state(state, state_layout(encoder.size, mask, config.hidden, encoder.host_feature_count), mask, where, key)
 
-    def __init__(self, substrate: Substrate, config: TrainConfig) -> None:
+
+class Agent:
+    """The networks and the way they pick placements; shared by training and the deployed `srem` policy.
+
+    The configuration is checked against its bounds, and the networks' size before they are built,
+    each in one line naming `where` (a checkpoint's file, or the training configuration)."""
+
+    def __init__(self, substrate: Substrate, config: TrainConfig, where: str | Path = "training configuration") -> None:
+        parse_config(asdict(config), where)
         self.config = config
         self.tables = capacities(substrate)
         self.mask = connectivity(substrate, config)
         self.encoder = config.encoder(substrate)
+        layout = state_layout(self.encoder.size, self.mask, config.hidden, self.encoder.host_feature_count)
+        size = parameter_count(layout)
+        if size > MAX_PARAMETERS:
+            raise SremError(f"{len(substrate.instances)} instance networks of {config.hidden} hidden units over "
+                            f"{self.encoder.size} features: {size:,} parameters, more than the {MAX_PARAMETERS:,} "
+                            "srem builds", where=where, key="config.hidden")
         self.net = config.network(self.encoder, self.mask)
         self.dynamic = config.filters()[1]
         self.server_columns = self.tables.kinds == HostKind.SERVER

@@ -10,9 +10,79 @@ the paper's softmax over them is monotone, so the chosen host is the same.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
+
+from controller.errors import SremError
+
+Layout = dict[str, tuple[tuple[int, ...], torch.dtype]]
+"""Name -> (shape, dtype) of every entry of a network's state_dict."""
+
+
+def state_layout(num_features: int, connectivity: np.ndarray, hidden: int, host_features: int = 0) -> Layout:
+    """The state_dict a PlacementQNetwork of these arguments has, known without building it: a
+    checkpoint's tensors are checked against it, and its size judged, before anything is allocated."""
+    num_instances, num_hosts = connectivity.shape
+    own_features = num_features - num_instances * num_hosts * host_features
+    outputs = int(np.count_nonzero(connectivity))
+    weights: Layout = {"w_host": ((num_instances, host_features), torch.float32)} if host_features else {}
+    return {**weights,
+            "w1": ((num_instances, own_features, hidden), torch.float32), "b1": ((num_instances, hidden), torch.float32),
+            "w2": ((outputs, hidden), torch.float32), "b2": ((outputs,), torch.float32),
+            "mask": ((num_instances, num_hosts), torch.bool), "index": ((num_instances, num_hosts), torch.long)}
+
+
+def parameter_count(layout: Layout) -> int:
+    """Learned numbers in a network of this layout (its buffers, mask and index, are not learned)."""
+    return sum(math.prod(shape) for shape, dtype in layout.values() if dtype.is_floating_point)
+
+
+def output_index(mask: torch.Tensor) -> torch.Tensor:
+    """The row of the output weights of every (instance, host); cut pairs point one past the end, at a zero row."""
+    num_outputs = int(mask.sum())
+    index = torch.full(mask.shape, num_outputs, dtype=torch.long)
+    index[mask] = torch.arange(num_outputs)
+    return index
+
+
+def check_state(state: Any, layout: Layout, connectivity: np.ndarray, where: str | Path, key: str) -> None:
+    """Refuse in one line a state_dict (at `key` of a file) that a network of `layout` and `connectivity`
+    cannot load and run: an entry missing or unknown, of another shape or dtype, a weight that is not
+    finite (NaN Q-values pick hosts arbitrarily), or a mask or index other than the connectivity's (they
+    are derived, not learned: an index past the end would fail mid-run, another mask use cut pairs)."""
+    if state is None:
+        raise SremError("missing (the networks' weights)", where=where, key=key)
+    if not isinstance(state, Mapping):
+        raise SremError("not an object of the networks' tensors", where=where, key=key)
+    unknown = [name for name in state if name not in layout]
+    if unknown:
+        raise SremError("unknown entry (not one of this network's)", where=where, key=f"{key}.{str(unknown[0])[:40]}")
+    mask = torch.as_tensor(connectivity, dtype=torch.bool)
+    derived = {"mask": mask, "index": output_index(mask)}
+    for name, (shape, dtype) in layout.items():
+        entry = f"{key}.{name}"
+        if name not in state:
+            raise SremError("missing", where=where, key=entry)
+        tensor = state[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise SremError("not a tensor", where=where, key=entry)
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise SremError(f"{_describe(tuple(tensor.shape), tensor.dtype)}, this network's is {_describe(shape, dtype)}",
+                            where=where, key=entry)
+        if dtype.is_floating_point and not bool(torch.isfinite(tensor).all()):
+            raise SremError("holds a NaN or infinite weight", where=where, key=entry)
+        if name in derived and not torch.equal(tensor, derived[name]):
+            raise SremError("is not the one this substrate and configuration give", where=where, key=entry)
+
+
+def _describe(shape: tuple[int, ...], dtype: torch.dtype) -> str:
+    return f"{'x'.join(map(str, shape)) or 'scalar'} {str(dtype).removeprefix('torch.')}"
 
 
 class PlacementQNetwork(nn.Module):
@@ -32,10 +102,7 @@ class PlacementQNetwork(nn.Module):
         num_outputs = int(mask.sum())
         self.w2 = nn.Parameter(torch.empty(num_outputs, hidden))
         self.b2 = nn.Parameter(torch.zeros(num_outputs))
-        # row of w2 for every (instance, host); cut pairs point one past the end, at a zero row
-        index = torch.full((num_instances, num_hosts), num_outputs, dtype=torch.long)
-        index[mask] = torch.arange(num_outputs)
-        self.register_buffer("index", index)
+        self.register_buffer("index", output_index(mask))
         bound1, bound2 = 1.0 / num_features**0.5, 1.0 / hidden**0.5
         nn.init.uniform_(self.w1, -bound1, bound1)
         nn.init.uniform_(self.w2, -bound2, bound2)

@@ -19,6 +19,7 @@ Bellman targets move them only where the rewards say so.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -28,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
@@ -39,6 +39,7 @@ from controller.rl.checkpoint import load_checkpoint, save_checkpoint
 from controller.rl.credit import instance_rewards
 from controller.rl.env import RewardFn, SremEnv
 from controller.rl.network import PlacementQNetwork
+from srem_formats.progress import progress as progress_of
 
 
 @dataclass
@@ -99,19 +100,22 @@ def train(
                             where=checkpoint)
         if {k: v for k, v in doc["config"].items() if k != "episodes"} != _config_doc(config, exclude_episodes=True):
             raise SremError("checkpoint was trained with another configuration; start afresh or use the same flags", where=checkpoint)
+        start_episode = run.start_episode = _episodes_done(doc, config, checkpoint)
         agent.net.load_state_dict(doc["state_dict"])
         target.load_state_dict(doc["target"])
-        optimizer.load_state_dict(doc["optimizer"])
-        run.rewards = list(doc["rewards"])
-        start_episode = run.start_episode = int(doc["episode"])
+        try:
+            optimizer.load_state_dict(doc["optimizer"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SremError(f"optimizer: not this network's optimizer state ({str(exc)[:120]})", where=checkpoint) from None
+        run.rewards = [float(r) for r in doc["rewards"]]
         rng = np.random.default_rng([config.seed, start_episode])
     else:
         target.load_state_dict(agent.net.state_dict())
     weights = dataset.reward_weights
     shown = _demonstrations(env, agent, teacher_days, weights, config)
     if shown and start_episode == 0:
-        for _ in tqdm(range(config.pretrain_updates), desc=f"learning from {config.teacher}", unit="batch",
-                      disable=not progress or None):
+        for _ in progress_of(range(config.pretrain_updates), desc=f"learning from {config.teacher}", unit="batch",
+                             show=progress):
             _learn(agent, target, optimizer, [], rng, config, shown)
         target.load_state_dict(agent.net.state_dict())
     env.reset(seed=int(rng.integers(2**31)))
@@ -120,8 +124,8 @@ def train(
     steps = 0
     started = time.perf_counter()
     span = max(config.episodes - 1, 1)
-    for episode in tqdm(range(start_episode, config.episodes), desc=f"training {config.variant}", unit="episode",
-                        initial=start_episode, total=config.episodes, disable=not progress or None):
+    for episode in progress_of(range(start_episode, config.episodes), desc=f"training {config.variant}", unit="episode",
+                               initial=start_episode, total=config.episodes, show=progress):
         epsilon = config.epsilon_start + (config.epsilon_end - config.epsilon_start) * min(episode / span, 1.0)
         state, _ = env.reset()
         total, done = 0.0, False
@@ -148,6 +152,21 @@ def train(
                 on_checkpoint(episode + 1, agent)
     run.seconds = time.perf_counter() - started
     return agent, run
+
+
+def _episodes_done(doc: dict, config: TrainConfig, checkpoint: Path) -> int:
+    """The episodes a checkpoint to resume has done, refused in one line unless its record of them is
+    whole (a reward per episode) and within the run asked for (resuming never shortens a run silently)."""
+    episode, rewards = doc.get("episode"), doc.get("rewards")
+    if not isinstance(episode, int) or isinstance(episode, bool) or episode < 0:
+        raise SremError("episode: not a count of episodes", where=checkpoint)
+    if (not isinstance(rewards, list) or len(rewards) != episode
+            or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r) for r in rewards)):
+        raise SremError(f"rewards: not one finite reward for each of its {episode} episodes", where=checkpoint)
+    if episode > config.episodes:
+        raise SremError(f"has done {episode} episodes, more than --episodes {config.episodes}: "
+                        f"give --episodes {episode} or more to continue it", where=checkpoint)
+    return episode
 
 
 def _config_doc(config: TrainConfig, exclude_episodes: bool = False) -> dict:

@@ -1,5 +1,10 @@
 """One BMv2 switch of the testbed: simple_switch_grpc with its device id, port map, CPU port and P4Runtime
-server on loopback, as a Mininet switch; ready only when the process lives and its gRPC port answers.
+server, as a Mininet switch; ready only when the process lives and its gRPC port answers.
+
+Its P4Runtime server is plaintext on loopback, or, given TLS files (controller.dataplane.tls), serves TLS
+only and requires a client certificate signed by the deployment's CA: BMv2's --grpc-server-ssl,
+--grpc-server-cacert, --grpc-server-cert, --grpc-server-key and --grpc-server-with-client-auth
+(simple_switch_grpc's target options since BMv2 1.15.0, after its `--`).
 
 It runs in the root namespace, like Mininet's other software switches, so the controller reaches
 127.0.0.1:GRPC_BASE_PORT+id. It starts without a program (--no-p4): the controller pushes srem.p4.
@@ -21,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from controller.dataplane.layout import CPU_PORT
+from controller.dataplane.tls import TlsFiles
 from controller.testbed import processes
 from controller.testbed.mininet_api import Switch
 from controller.testbed.processes import StartError, answers as grpc_answers
@@ -34,11 +40,14 @@ class SwitchStartError(StartError):
 
 
 def command(device_id: int, ports: Mapping[int, str], log_base: Path, grpc_address: str,
-            extra: Sequence[str] = ()) -> list[str]:
-    """simple_switch_grpc's command line: `ports` maps port numbers to interfaces; BMv2 writes LOG_BASE.txt."""
+            extra: Sequence[str] = (), tls: TlsFiles | None = None) -> list[str]:
+    """simple_switch_grpc's command line: `ports` maps port numbers to interfaces; BMv2 writes LOG_BASE.txt; with
+    `tls`, P4Runtime over TLS with required client certificates."""
     binds = [arg for port, iface in sorted(ports.items()) for arg in ("-i", f"{port}@{iface}")]
+    secure = [] if tls is None else ["--grpc-server-ssl", "--grpc-server-cacert", str(tls.ca_cert), "--grpc-server-cert",
+                                     str(tls.cert), "--grpc-server-key", str(tls.key), "--grpc-server-with-client-auth"]
     return [BINARY, "--no-p4", "--device-id", str(device_id), *binds, "--log-file", str(log_base), "--log-level", LOG_LEVEL,
-            "--log-flush", *extra, "--", "--grpc-server-addr", grpc_address, "--cpu-port", str(CPU_PORT)]
+            "--log-flush", *extra, "--", "--grpc-server-addr", grpc_address, *secure, "--cpu-port", str(CPU_PORT)]
 
 
 def log_paths(log_dir: Path, name: str) -> tuple[Path, Path, Path]:
@@ -85,7 +94,7 @@ class Bmv2Switch(Switch):
     to it, bound by their port numbers (as given to addLink or Intf)."""
 
     def __init__(self, name: str, device_id: int, grpc_address: str, log_dir: Path, extra_args: Sequence[str] = (),
-                 **params: object) -> None:
+                 tls: TlsFiles | None = None, **params: object) -> None:
         # dpid: Mininet derives one from digits in the name otherwise, and not every topology's names have digits.
         params["inNamespace"] = False
         super().__init__(name, dpid=f"{device_id:x}", **params)
@@ -93,6 +102,7 @@ class Bmv2Switch(Switch):
         self.grpc_address = grpc_address
         self.log_base, self.log, self.output = log_paths(log_dir, name)
         self.extra_args = tuple(extra_args)
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     def port_map(self) -> dict[int, str]:
@@ -100,10 +110,13 @@ class Bmv2Switch(Switch):
         return {port: intf.name for port, intf in self.intfs.items() if port != 0}
 
     def argv(self) -> list[str]:
-        return command(self.device_id, self.port_map(), self.log_base, self.grpc_address, self.extra_args)
+        return command(self.device_id, self.port_map(), self.log_base, self.grpc_address, self.extra_args, self.tls)
 
     def start(self, controllers: Sequence[object]) -> None:
-        """Launch the process (no OpenFlow controllers: P4Runtime's come on their own); `wait_ready` says when it is up."""
+        """Launch the process (no OpenFlow controllers: P4Runtime's come on their own); `wait_ready` says when it is up.
+        TLS files are checked first, so a missing or mismatched one is named in one line rather than by BMv2's exit."""
+        if self.tls is not None:
+            self.tls.read()
         self.process = launch(self.name, self.argv(), self.grpc_address, self.output)
 
     def wait_ready(self, deadline: float) -> None:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import ConfigDict, TypeAdapter
 
 from controller.dataplane import entries as E
 from controller.dataplane.deploy import Deployer, DeployReport
@@ -54,6 +55,7 @@ from controller.testbed.probes import ProbeLog
 from controller.testbed.scrape import metric
 from controller.testbed.traffic_plan import Scale, scale_for, step_flows
 from hosts.control import ControlError, call
+from srem_formats.bounded_servers import MetricsServer, serve_metrics
 
 log = logging.getLogger(__name__)
 LM_TABLES = (E.FIREWALL, E.NAT, E.RATE_LIMITER, E.DSCP)
@@ -63,16 +65,23 @@ LM_TABLES = (E.FIREWALL, E.NAT, E.RATE_LIMITER, E.DSCP)
 class LoopSettings:
     step_seconds: float = 10.0
     """Wall time of one step (the model's two hours)."""
-    probe_pps: float = 10.0
-    """Probes per second per chain."""
-    budget_pps: float = 1000.0
+    probe_pps: float = 5.0
+    """Probes per second per chain. With budget_pps, what a 2-core machine carries beside one other BMv2 without
+    losing a probe (the demo's settings; 10 and 1000 lost 26% of probes there, issue 20)."""
+    budget_pps: float = 300.0
     """Data packets per second in total at the workload's busiest step (traffic_plan.scale_for)."""
     payload: int = 200
     """UDP payload bytes of data and probe packets."""
+    election_id: int = 1
+    """The controller's P4Runtime election id: the switches take the highest connected one as primary."""
+    role: str = ""
+    """The controller's P4Runtime role (empty: full access to every table)."""
 
 
 @dataclass
 class StepRecord:
+    __pydantic_config__ = ConfigDict(extra="forbid")  # a resumed run reads these back (STEP_RECORD): no unknown keys
+
     step: int
     hour: int
     working_hours: bool
@@ -103,6 +112,10 @@ class StepRecord:
     and kept). All 0 when the data plane already held the decision."""
 
 
+STEP_RECORD = TypeAdapter(StepRecord)
+"""Validates a step-N.json a resumed run reads back (JSON object keys, the chains, become ints again)."""
+
+
 class Metrics:
     """The loop's Prometheus metrics, in their own registry (the CLI serves it when asked)."""
 
@@ -114,6 +127,10 @@ class Metrics:
         self.accepted = Gauge("srem_loop_accepted_ratio", "Accepted requests / requests of the step (model)", registry=self.registry)
         self.faults = Counter("srem_loop_faults_total", "Faults the loop handled", ["kind"], registry=self.registry)
         self.deploys = Counter("srem_loop_deploys", "Configurations deployed, the initial one included", registry=self.registry)
+
+    def serve(self, host: str, port: int) -> MetricsServer:
+        """Serve /metrics on HOST:PORT (port 0: any) from a thread, until the returned server's `shutdown()`."""
+        return serve_metrics(self.registry, host, port, name="loop metrics")
 
 
 class LiveLoop:
@@ -138,9 +155,12 @@ class LiveLoop:
         self.evaluator = StepEvaluator(self.substrate, dataset.objective_weights)
         layout = testbed.layout
         schema = P4Schema.load()
-        self.clients = {n: SwitchClient(n, testbed.grpc_address(n), testbed.device_id(n), schema, timeout_s=10.0) for n in layout.switches}
+        self.clients = {n: SwitchClient(n, testbed.grpc_address(n), testbed.device_id(n), schema, timeout_s=10.0,
+                                        election_id=settings.election_id, role=settings.role, tls=testbed.controller_tls,
+                                        on_mastership=lambda line: log.warning("%s", line))
+                        for n in layout.switches}
         self.plane = DataPlane(layout, self.substrate, self.clients, Pipeline.load(), drain_s=self._drain_s())
-        self.memory = ExternalMemory(layout, self.substrate, testbed.memory_servers)
+        self.memory = ExternalMemory(layout, self.substrate, testbed.memory_servers, key=testbed.memory_key)
         self.servers = RackServers(layout, self.substrate, {s: testbed.control_socket(s) for s in layout.servers})
         self.deployer = Deployer(self.plane, self.memory, dataplane, self.servers)
         self.agents = {s: testbed.control_socket(testbed.traffic_host(s)) for s in layout.switches}
@@ -197,11 +217,13 @@ class LiveLoop:
         """Continue the run a controller that stopped left in `out`: `resume` the data plane, then take its step
         records and probe answers as this run's (the tables then cover the whole day) and the evaluation of its
         last step as the previous one, so the policy observes what it would have. The next step is
-        `len(records)`; the first step this loop runs notes the take-over."""
+        `len(records)`; the first step this loop runs notes the take-over. Records not of this run's day and
+        scenario are refused (SremError) before anything is touched."""
+        check_recorded(records, self.dataset, self.out)
+        probes = recorded_probes(answers, self.out)
         self.resume()
         self.records = list(records)
-        for answer in answers:
-            self.probes.add(answer)
+        self.probes = probes
         if records:
             hosts = self.substrate.host_index
             names = [i.name for i in self.substrate.instances]
@@ -421,6 +443,37 @@ class LiveLoop:
 
     def _names(self, instances: list[int]) -> str:
         return ", ".join(self.substrate.instances[k].name for k in instances) or "(none)"
+
+
+def check_recorded(records: list[StepRecord], dataset: Dataset, out: Path) -> None:
+    """Refuse (SremError naming the step file) records a resumed run cannot be of this dataset's day: more steps
+    than the day has, another hour at a step, a placement of other instances or onto hosts it does not have."""
+    hours, hosts = dataset.hours, dataset.substrate.host_index
+    if len(records) > len(hours):
+        raise SremError(f"{len(records)} step records, but the day has {len(hours)} steps", where=out)
+    names = {i.name for i in dataset.substrate.instances}
+    for r in records:
+        where = out / f"step-{r.step}.json"
+        if r.hour != hours[r.step]:
+            raise SremError(f"records hour {r.hour} for step {r.step}, which is hour {hours[r.step]} of this day", where=where)
+        if set(r.placement) != names:
+            odd = sorted(set(r.placement) ^ names)
+            raise SremError(f"its placement does not name this scenario's instances ({', '.join(odd[:3])}"
+                            f"{' ...' if len(odd) > 3 else ''})", where=where)
+        if unknown := sorted({h for h in r.placement.values() if h not in hosts}):
+            raise SremError(f"its placement names {', '.join(unknown[:3])}, not a host of this scenario", where=where)
+
+
+def recorded_probes(answers: Iterable[Mapping[str, object]], out: Path) -> ProbeLog:
+    """The probe log of the answers a stopped controller wrote to OUT/probes.jsonl, one a line; SremError naming
+    the line of the first the analysis cannot take."""
+    probes = ProbeLog()
+    for number, answer in enumerate(answers, 1):
+        try:
+            probes.add(answer)
+        except SremError as exc:
+            raise SremError(exc.one_line(), where=out / "probes.jsonl", key=f"line {number}") from None
+    return probes
 
 
 def _carried_delays(result: StepResult | None) -> dict[int, float]:

@@ -46,7 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.dataplane import tls
 from controller.dataplane.layout import EMAC_PORT, HOST_PORT, Layout
+from controller.dataplane.tls import TlsFiles
 from controller.errors import SremError
 from controller.model.topology import NodeName, Topology, topology_from_dict
 from controller.testbed import inventory, processes, state as st
@@ -55,7 +57,8 @@ from controller.testbed.preflight import missing
 from controller.testbed.processes import READY_TIMEOUT_S
 from controller.testbed.state import HostRecord, ProcessRecord, SwitchRecord, TestbedState
 from hosts.rack_server_client import command as rack_server_command
-from srem_formats.arguments import parse_address
+from rdma_emulator.auth import KeyFileError, load_key, write_key_files
+from srem_formats.arguments import is_local, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,13 @@ class TestbedOptions:
     for the controller, not started (external_memory must be False)."""
     remote_emac_metrics: str | None = None
     """HOST:PORT of the /metrics of an EMAC run elsewhere on this network's EMAC ends."""
+    tls_dir: Path | None = None
+    """Where to make the deployment's CA and certificates: the switches then serve P4Runtime over TLS and accept only
+    the controller's client certificate. Required when grpc_host is off loopback (plaintext stays on this machine)."""
 
     def __post_init__(self) -> None:
+        if self.tls_dir is None and not is_local(f"{self.grpc_host}:0"):
+            raise ValueError(f"switches listening on {self.grpc_host} need TLS (a directory for the certificates)")
         if self.external_memory and (self.remote_memory_servers or self.remote_emac_metrics):
             raise ValueError("memory servers or an EMAC run elsewhere, and external_memory starts them here: choose one")
 
@@ -147,7 +155,8 @@ class Testbed:
         state = TestbedState(run_dir=str(run_dir), topology=topology.to_dict(), topology_source=topology.source, prefix=PREFIX,
                              created=time.time(), delay_emulated=emulate, bandwidth_scale=options.bandwidth_scale,
                              pid_namespace=st.pid_namespace(), memory_servers=dict(options.remote_memory_servers),
-                             emac_metrics=options.remote_emac_metrics)
+                             emac_metrics=options.remote_emac_metrics,
+                             tls_dir=str(options.tls_dir.resolve()) if options.tls_dir is not None else None)
         if holder:
             state.processes["holder"] = st.process_record("holder", "holder", os.getpid(), sys.argv)
         st.save(state)
@@ -207,11 +216,18 @@ class Testbed:
         roots += [emac_interface(sw.switch_id) for sw in layout.switches.values()]
         self._update(lambda s: s.interfaces.extend(roots))  # recorded before any exists: a crash leaves nothing unrecorded
 
+        deployment = None
+        if options.tls_dir is not None:
+            # Each switch's certificate names what a controller dials: the advertised host, or loopback.
+            dialled = options.advertise_host or (options.grpc_host if options.grpc_host not in ("0.0.0.0", "::") else None)
+            names = [*([dialled] if dialled else []), "127.0.0.1", "localhost"]
+            deployment = tls.create(options.tls_dir, {name: names for name in layout.switches})
         net = self._net = Mininet(topo=None, switch=bmv2.Bmv2Switch, host=Host, controller=None, link=ShapedLink, build=False)
         hosts: dict[str, HostRecord] = {}
         for name, sw in layout.switches.items():
             net.addSwitch(name, cls=bmv2.Bmv2Switch, device_id=sw.switch_id, grpc_address=_grpc(options.grpc_host, sw.grpc_address),
-                          log_dir=logs, extra_args=options.switch_args)
+                          log_dir=logs, extra_args=options.switch_args,
+                          tls=deployment.switch(name) if deployment is not None else None)
             hosts[traffic_host(name)] = HostRecord(name=traffic_host(name), kind="traffic", switch=name, interface="eth0",
                                                    ip=str(sw.host_ip), mac=sw.host_mac, switch_mac=sw.mac)
         for name, server in layout.servers.items():
@@ -437,6 +453,26 @@ class Testbed:
         return {self.layout.servers[name].server_id: parse_address(address) for name, address in self.state.memory_servers.items()}
 
     @property
+    def controller_tls(self) -> TlsFiles | None:
+        """The controller's side of P4Runtime over TLS (CA, client certificate and key); None: plaintext on loopback."""
+        return tls.Deployment(Path(self.state.tls_dir)).controller() if self.state.tls_dir is not None else None
+
+    @property
+    def memory_key_file(self) -> Path:
+        """The control key the memory servers and the controller share (mode 0600, made at start)."""
+        return self.run_dir / "memory.key"
+
+    @property
+    def memory_key(self) -> bytes | None:
+        """The memory servers' control key; None for a testbed whose servers were started without one."""
+        if not self.memory_key_file.exists():
+            return None
+        try:
+            return load_key(self.memory_key_file)
+        except KeyFileError as exc:
+            raise SremError(str(exc), where="the testbed's memory key") from None
+
+    @property
     def emac_metrics(self) -> str | None:
         """HOST:PORT of the EMAC's Prometheus /metrics (lookups, drops by reason)."""
         return self.state.emac_metrics
@@ -446,10 +482,12 @@ class Testbed:
         """One memory server per rack server (root namespace, loopback, a port of its own) and one EMAC on every
         switch's EMAC end; returns `memory_servers` (what ExternalMemory needs)."""
         logs = self.run_dir / "logs"
+        # Loopback is reachable by every local process: only the holder of the run's key may ALLOC and FREE.
+        write_key_files([(self.memory_key_file, None)], keep=True)
         started = {}
         for name in self.layout.servers:
             argv = [sys.executable, "-m", "rdma_emulator", "memserver", "--listen", "127.0.0.1:0", "--capacity-mb", f"{capacity_mb:g}",
-                    "--latency-ns", f"{latency_ns:g}", "--log-level", "warning"]
+                    "--latency-ns", f"{latency_ns:g}", "--key-file", str(self.memory_key_file), "--log-level", "warning"]
             started[name] = (argv, self._launch_root(f"memserver:{name}", "memserver", name, argv, logs / f"memserver-{name}.log"))
         deadline = time.monotonic() + timeout_s
         addresses = {}

@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from controller.errors import SremError
 from controller.model.dataset import Dataset
 from controller.model.scenario import Scenario
 from controller.policies.base import Policy
 from controller.testbed import probes as P
-from controller.testbed.loop import LiveLoop, LoopSettings, StepRecord
+from controller.testbed.loop import STEP_RECORD, LiveLoop, LoopSettings, StepRecord
 from controller.testbed.network import Testbed, TestbedOptions
 from controller.testbed.state import STATE_FILE
-from hosts.control import call
+from hosts.control import MAX_LINE, call
 
+log = logging.getLogger(__name__)
 BASELINE_PROBES, BASELINE_PPS = 40, 100.0
 WINDOW_NS = 1_000_000_000
 """Probes sent this long before and after a reconfiguration form its window."""
@@ -71,8 +73,9 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
         say(f"testbed {'attached' if attach else 'up'} in {testbed.run_dir}: {len(testbed.layout.switches)} switches, "
             f"{len(testbed.layout.servers)} rack servers")
         loop = LiveLoop(testbed, dataset, scenario.spec.dataplane, workload, policy, settings, out)
+        server = None
         if metrics is not None:
-            server, _ = start_http_server(metrics[1], metrics[0], registry=loop.metrics.registry)
+            server = loop.metrics.serve(*metrics)
             say(f"loop metrics on http://{metrics[0]}:{server.server_address[1]}/metrics")
         try:
             if resume:
@@ -96,6 +99,9 @@ def run_testbed(scenario: Scenario, dataset: Dataset, workload: int, policy: Pol
                 say(f"results in {out}; holding the last configuration with its traffic running until stopped")
                 hold()
         finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
             loop.close()
     return result
 
@@ -132,16 +138,69 @@ def resumable(out: Path, attach: Path) -> bool:
 
 def _recorded(out: Path) -> tuple[list[StepRecord], list[dict[str, object]]]:
     """The step records (step-N.json, in order, up to the first missing) and the probe answers (probes.jsonl)
-    a controller wrote in `out`."""
+    a controller wrote in `out`; SremError naming the file (and line) when one is not what the loop writes.
+
+    A step file is replaced whole (loop.py), so a bad one is corruption. probes.jsonl is appended to, so a
+    controller killed mid-write leaves its last line cut short: that line is dropped, and cut off the file so
+    that this run's answers start on a line of their own; a bad line before the last is corruption."""
     records = []
     while (path := out / f"step-{len(records)}.json").exists():
-        document = json.loads(path.read_text())
-        for key in ("predicted_delay_ms", "counters"):  # JSON object keys are strings; the chains are SPIs
-            document[key] = {int(chain): value for chain, value in document[key].items()}
-        records.append(StepRecord(**document))
+        records.append(_step_record(path, len(records)))
     probes = out / "probes.jsonl"
-    answers = [json.loads(line) for line in probes.read_text().splitlines()] if probes.exists() else []
-    return records, answers
+    return records, _probe_answers(probes) if probes.exists() else []
+
+
+MAX_STEP_BYTES = 16 << 20
+"""A step record names each instance's host and each chain's delay: kilobytes; one this large is not one."""
+
+
+def _step_record(path: Path, step: int) -> StepRecord:
+    if path.stat().st_size > MAX_STEP_BYTES:
+        raise SremError(f"larger than {MAX_STEP_BYTES >> 20} MiB: not a step record", where=path)
+    try:
+        record = STEP_RECORD.validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(part) for part in first["loc"])
+        raise SremError(f"not a step record ({at + ': ' if at else ''}{first['msg']})", where=path) from None
+    if record.step != step:
+        raise SremError(f"records step {record.step}, not {step}", where=path)
+    return record
+
+
+def _probe_answers(path: Path) -> list[dict[str, object]]:
+    answers: list[dict[str, object]] = []
+    kept = 0  # bytes of the file up to the end of the last good line
+    with open(path, "rb+") as f:
+        number = 0
+        while line := f.readline(MAX_LINE + 1):
+            number += 1
+            try:
+                answers.append(_probe_answer(line))
+            except SremError as exc:
+                if f.read(1):  # not the last line: corruption, not a write cut short
+                    raise SremError(exc.message, where=path, key=f"line {number}") from None
+                log.warning("%s: line %d, the last, is cut short (%s): dropped; a controller stopped while writing it",
+                            path, number, exc.message)
+                f.truncate(kept)
+                break
+            kept = f.tell()
+            if not line.endswith(b"\n"):  # whole but for its newline: the next answer must not run on
+                f.write(b"\n")
+    return answers
+
+
+def _probe_answer(line: bytes) -> dict[str, object]:
+    """One line of probes.jsonl: a JSON object (SremError saying why not)."""
+    if len(line) > MAX_LINE:
+        raise SremError(f"longer than an answer can be ({MAX_LINE} bytes)")
+    try:
+        answer = json.loads(line)
+    except (ValueError, RecursionError):
+        raise SremError("not JSON") from None
+    if not isinstance(answer, dict):
+        raise SremError("not a JSON object")
+    return answer  # what a traffic agent's answer holds is checked where it is taken in (loop.recorded_probes)
 
 
 def _baseline(testbed: Testbed, loop: LiveLoop) -> None:
