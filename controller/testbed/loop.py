@@ -9,7 +9,9 @@ traffic host's flows to the step's rates, and let the step run while probes meas
 first step the workload's initial configuration is deployed, so that the first decision is a real
 reconfiguration of running traffic. Every part's wall time is logged and exported to Prometheus.
 
-Faults, found at the start of the next step: a switch whose process died is restarted and refilled
+Faults, found as they happen (a loop that shares the testbed's namespace looks at its processes every
+WATCH_S while a step runs and deploys the configuration in force again at once) and at the start of the
+next step: a switch whose process died is restarted and refilled
 (pipeline and state: the reconciler reads what it holds); a dead memory server or EMAC is restarted (a
 memory server empty); a memory server that lost the tables in force - restarted here, or by Docker when
 it is a container of its own - gets them written again at the step's deploy; an EMAC that restarted or
@@ -50,6 +52,8 @@ from controller.model.substrate import Substrate
 from controller.model.topology import NodeName
 from controller.model.workload import Placement, Workload
 from controller.policies.base import Policy, observe, start_day
+from controller.testbed import state as st
+from controller.testbed.load import busy_share, cpu_times
 from controller.testbed.network import Testbed
 from controller.testbed.probes import ProbeLog
 from controller.testbed.scrape import metric
@@ -110,7 +114,17 @@ class StepRecord:
     """What the deploy wrote: switch_updates (entries and meter cells, all phases), em_regions and
     em_bytes (tables written to memory servers), em_adopted (regions a resumed controller read back
     and kept). All 0 when the data plane already held the decision."""
+    repaired_ns: list[int] = field(default_factory=list)
+    """When each repair made during the step (after its work, while it ran) had the configuration in force again."""
+    cpu_busy: float | None = None
+    """The share of all the machine's cores busy from the step's start to its end (load.py): what tells loss from
+    overload apart from loss from faults. None for a step not held to its end by `run`."""
 
+
+WATCH_S = 0.1
+"""How often a running step looks for faults: a fault is found within this of happening (healing takes longer)."""
+WATCHED = ("switch", "memserver", "emac")
+"""The testbed processes whose death the loop repairs as it happens (the host processes are Mininet's)."""
 
 STEP_RECORD = TypeAdapter(StepRecord)
 """Validates a step-N.json a resumed run reads back (JSON object keys, the chains, become ints again)."""
@@ -167,6 +181,8 @@ class LiveLoop:
         self.scale: Scale = scale_for(self.workload, settings.budget_pps, settings.payload)
         self.placement: Placement = self.workload.initial_placement
         self.last: StepResult | None = None
+        self._step_cpu = cpu_times()
+        """The machine's CPU time when the current step started (its record's cpu_busy)."""
         self.records: list[StepRecord] = []
         self.probes = ProbeLog()
         self.metrics = Metrics()
@@ -236,6 +252,7 @@ class LiveLoop:
         """One step: the policy's decision (or `placement`, to force one) made true and left running."""
         started = time.perf_counter()
         started_ns = time.time_ns()
+        self._step_cpu = cpu_times()
         notes = self._heal()
         seconds: dict[str, float] = {"heal": time.perf_counter() - started} if notes else {}
         if self._taken_over:
@@ -288,11 +305,14 @@ class LiveLoop:
             _carried_delays(result if report is not None else previous),
             seconds, started_ns, reconfigured_ns, counters, notes, written)
         self.records.append(record)
+        self._write_record(record)
+        return record
+
+    def _write_record(self, record: StepRecord) -> None:
         # Written whole or not at all: a controller that takes over after a crash reads these back.
-        path = self.out / f"step-{step}.json"
+        path = self.out / f"step-{record.step}.json"
         path.with_suffix(".tmp").write_text(json.dumps(asdict(record), indent=1))
         os.replace(path.with_suffix(".tmp"), path)
-        return record
 
     def run(self, steps: int | None = None, on_step: Callable[[StepRecord], None] | None = None,
             first: int = 0, forced: Mapping[int, Placement] | None = None) -> list[StepRecord]:
@@ -304,9 +324,53 @@ class LiveLoop:
             record = self.run_step(step, (forced or {}).get(step))
             if on_step is not None:
                 on_step(record)
-            time.sleep(max(0.0, self.settings.step_seconds - (time.perf_counter() - began)))
+            self.hold(began + self.settings.step_seconds)
             self.collect()
         return self.records
+
+    def hold(self, until: float) -> None:
+        """Let the step run until `until` (time.perf_counter()), repairing faults as they happen: every WATCH_S
+        the testbed's processes are looked at (when this loop shares their namespace), and a fault found is healed
+        and the configuration in force deployed again at once, noted in the step's record with when it was whole
+        again."""
+        while (left := until - time.perf_counter()) > 0:
+            time.sleep(min(WATCH_S, left))
+            if self._failed():
+                self.repair()
+        if self.records:
+            record = self.records[-1]
+            record.cpu_busy = busy_share(self._step_cpu, cpu_times())
+            self._write_record(record)
+
+    def repair(self) -> list[str]:
+        """Heal what failed and deploy the configuration in force again (the reconciler refills a restarted
+        switch, lost EM tables are written again); its notes go to the current step's record, rewritten."""
+        notes = self._heal()
+        if not notes:
+            return notes
+        # What is in force: the last deployed step's result, or before any step the workload's initial configuration.
+        in_force = self.last or self.evaluator.evaluate(self.workload, 0, self.placement, self.placement)
+        try:
+            self.deployer.deploy(self.workload, in_force, resync=True)
+            self.metrics.deploys.inc()
+        except (SremError, ControlError, OSError) as exc:
+            notes.append(f"redeploying the configuration in force failed; the next step deploys again: {exc}")
+        if self.records:
+            record = self.records[-1]
+            record.notes += [f"during the step: {note}" for note in notes]
+            record.repaired_ns.append(time.time_ns())
+            self._write_record(record)
+        for note in notes:
+            log.warning("%s", note)
+        return notes
+
+    def _failed(self) -> bool:
+        """Whether a switch, memory server or EMAC process of the testbed died since the last look (cheap: the state
+        file and /proc). A loop in another container sees those through their sockets only, at the next step."""
+        if not self.testbed.local:
+            return False
+        state = self.testbed.reload()
+        return any(not st.alive(record) for key, record in state.processes.items() if key.split(":")[0] in WATCHED)
 
     def collect(self) -> None:
         """Every traffic host's probe records so far, into the run's log (and its raw answers to disk)."""

@@ -27,6 +27,7 @@ from controller.model.dataset import Dataset
 from controller.model.scenario import Scenario
 from controller.policies.base import Policy
 from controller.testbed import probes as P
+from controller.testbed.load import loss_cause
 from controller.testbed.loop import STEP_RECORD, LiveLoop, LoopSettings, StepRecord
 from controller.testbed.network import Testbed, TestbedOptions
 from controller.testbed.state import STATE_FILE
@@ -257,7 +258,9 @@ def steps_table(result: RunResult) -> str:
                      f"{s.get('servers', 0) * 1e3:.0f} | {(s.get('prepare', 0) + s.get('commit', 0)) * 1e3:.0f} | {sent} | {lost} | "
                      f"{reordered} | {window_lost} | {statistics.median(p50) if p50 else float('nan'):.3f} | "
                      f"{statistics.median(r.predicted_delay_ms.values()) if r.predicted_delay_ms else float('nan'):.3f} |")
-    return "\n".join(lines) + "\n"
+    causes = [f"{r.hour:02d}:00: {cause}" for r, stats in zip(result.records, result.steps)
+              if (cause := loss_cause(result.totals(stats)[1], r.notes, r.cpu_busy))]
+    return "\n".join(lines) + "\n" + "".join(f"\n{line}" for line in causes) + ("\n" if causes else "")
 
 
 def summary(result: RunResult) -> dict[str, object]:
@@ -267,6 +270,7 @@ def summary(result: RunResult) -> dict[str, object]:
         steps.append({"step": r.step, "hour": r.hour, "accepted": r.accepted, "requests": r.requests, "moved": r.moved,
                       "seconds": r.seconds, "probes_sent": sent, "probes_lost": lost, "probes_reordered": reordered,
                       "probes_lost_around_reconfiguration": result.totals(window)[1], "notes": r.notes,
+                      "cpu_busy": r.cpu_busy, "loss_cause": loss_cause(lost, r.notes, r.cpu_busy),
                       "chains": {str(c): {"p50_ms": s.p50_us / 1e3, "p99_ms": s.p99_us / 1e3, "lost": s.lost, "sent": s.sent,
                                           "model_ms": r.predicted_delay_ms.get(c)} for c, s in stats.items()}})
     return {"out": str(result.out), "scale_factor": result.scale_factor, "steps": steps}
