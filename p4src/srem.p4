@@ -13,7 +13,7 @@
  * switch link, server, EMAC, CPU), and a frame is taken only for what its port may send
  * (control/port_role.p4): NSH from links and, for their own chains, from servers; EMAC answers from
  * the EMAC port, and only those that match a request the switch sent (control/emac.p4); plain IPv4
- * from hosts with their own source address. Whatever is dropped is counted by its reason
+ * from hosts with their own source address and from links, never from a server. Whatever is dropped is counted by its reason
  * (drop_counter), and no packet leaves without an action having chosen its port.
  *
  * This file only wires the controls of include/control/ (one concern per file) and holds the state

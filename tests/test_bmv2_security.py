@@ -265,6 +265,17 @@ def test_a_host_sends_from_its_own_address_only(s1: Bed, drops: dict[D, int]) ->
     assert added(s1, drops) == {D.SPOOFED_SOURCE: 1}
 
 
+def test_a_server_cannot_send_plain_ipv4_past_the_chains(s1: Bed, drops: dict[D, int]) -> None:
+    """Issue 20: a rack server sent a host's denied 5-tuple as plain IPv4 with the host's source, and it left on the
+    link port, past the firewall. A server returns chain packets in NSH; plain IPv4 from it is dropped, whatever
+    its source."""
+    denied = Flow(s1.host_ip("s1"), s1.host_ip("s2"), 17, 10001)
+    own = Flow(int(s1.layout.servers["m1"].ip), s1.host_ip("s2"), 17, 7)
+    got = s1.through(SERVER, plain(denied), plain(own))
+    assert carrying(got, denied) == [] and carrying(got, own) == []
+    assert added(s1, drops) == {D.SERVER_IPV4: 2}
+
+
 def test_valid_traffic_of_every_kind_flows_with_the_next_hops_address(s1: Bed, drops: dict[D, int]) -> None:
     s2_mac = s1.layout.switches["s2"].mac
     # Firewall then DSCP classifier, both in s1's LM: two passes (the second a recirculation), then to s2.

@@ -285,9 +285,8 @@ HEAL_BOUND_S = 5.0
 restart and the redeploy). Measured here: see the test's printed line and README "Trust and limits"."""
 
 
-def killed_during_the_step(loop: LiveLoop, decision: Placement, kill: Callable[[], None]) -> tuple[StepRecord, int, int]:
-    """Run a step, kill something one second into holding it, hold to its end; (record, first probe time, kill time)."""
-    placed = loop.run_step(0, decision)
+def killed_during_the_step(loop: LiveLoop, kill: Callable[[], None]) -> int:
+    """Kill something one second into holding the step just run, hold to its end; when it was killed."""
     killed: list[int] = []
 
     def strike() -> None:
@@ -300,7 +299,7 @@ def killed_during_the_step(loop: LiveLoop, decision: Placement, kill: Callable[[
         loop.hold(time.perf_counter() + 1.0 + FAULT_S + HEAL_BOUND_S)
     finally:
         timer.join()
-    return placed, placed.started_ns, killed[0]
+    return killed[0]
 
 
 @needs_testbed
@@ -319,10 +318,11 @@ def test_a_process_killed_mid_step_is_healed_during_the_step(tmp_path: Path, sma
         loop = LiveLoop(testbed, small_dataset, scenario.spec.dataplane, 0, make_policy("static"), SETTINGS, tmp_path / "run")
         try:
             loop.start()
+            placed = loop.run_step(0, decision)
             touched = (chains_on(loop, switch) if kind == "switch" else
                        {r.id + 1 for r, instances in zip(workload.requests, workload.assignment) if k in instances})
             touched &= carried(small_dataset, workload, decision)
-            placed, first_ns, killed_ns = killed_during_the_step(loop, decision, lambda: testbed.kill_process(key))
+            killed_ns = killed_during_the_step(loop, lambda: testbed.kill_process(key))
             assert testbed.process_alive(key)
             tables_are_the_deploy_paths(loop)
             finish(loop)
@@ -334,7 +334,7 @@ def test_a_process_killed_mid_step_is_healed_during_the_step(tmp_path: Path, sma
     repaired_ns = record["repaired_ns"][0]
     assert 0 < repaired_ns - killed_ns < HEAL_BOUND_S * 1e9
     healed = dataclasses.replace(placed, reconfigured_ns=repaired_ns)
-    resumed = check_fault_window(loop.probes, first_ns, killed_ns, healed, touched, set(placed.predicted_delay_ms))
+    resumed = check_fault_window(loop.probes, placed.started_ns, killed_ns, healed, touched, set(placed.predicted_delay_ms))
     print(f"\n{key} killed mid-step: whole again {(repaired_ns - killed_ns) / MS:.0f} ms after the fault; chains "
           f"{sorted(resumed)} delivered again {(min(resumed.values()) - killed_ns) / MS:.0f}-"
           f"{(max(resumed.values()) - killed_ns) / MS:.0f} ms after it")

@@ -36,7 +36,7 @@ from controller.testbed import processes, state as testbed_state
 from controller.testbed.preflight import missing
 from em_helpers import client
 from factories import topology_dict
-from rdma_emulator.client import RdmaTimeout
+from rdma_emulator.client import RdmaError, RdmaTimeout
 
 if TYPE_CHECKING:
     from controller.testbed.network import Testbed
@@ -171,14 +171,17 @@ class TestSmallNetwork:
         servers = t.memory_servers
         assert sorted(servers) == sorted(s.server_id for s in t.layout.servers.values())
 
-        async def store_and_read(address: tuple[str, int]) -> bytes:
-            rdma = await client(address, timeout_s=1.0)
+        async def store_and_read(address: tuple[str, int], key: bytes | None = t.memory_key) -> bytes:
+            rdma = await client(address, timeout_s=1.0, key=key)
             try:
                 region, rkey = await rdma.store(b"srem testbed")
                 return await rdma.read(region, rkey, 0, 12)
             finally:
                 rdma.close()
 
+        assert t.memory_key is not None, "the testbed's memory servers take ALLOC and FREE from its key's holder only"
+        with pytest.raises(RdmaError, match="REFUSED"):
+            asyncio.run(store_and_read(next(iter(servers.values())), key=None))
         assert all(asyncio.run(store_and_read(address)) == b"srem testbed" for address in servers.values())
         with urllib.request.urlopen(f"http://{t.emac_metrics}/metrics", timeout=5) as reply:
             assert b"srem_emac" in reply.read()

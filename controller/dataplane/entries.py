@@ -53,6 +53,7 @@ class DropReason(IntEnum):
     IPV4_TTL = 18
     SPOOFED_SOURCE = 19
     UNHANDLED = 20
+    SERVER_IPV4 = 21
 
 
 @dataclass(frozen=True, slots=True)

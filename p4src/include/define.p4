@@ -82,7 +82,8 @@ const bit<32> DROP_INDEX_RANGE      = 17;  /* an index outside its array or its 
 const bit<32> DROP_IPV4_TTL         = 18;  /* plain IPv4 with TTL 0 or 1 */
 const bit<32> DROP_SPOOFED_SOURCE   = 19;  /* IPv4 from a host port with another source address than the host's */
 const bit<32> DROP_UNHANDLED        = 20;  /* a frame the program does not handle (ARP, IPv6, VLAN, other EtherTypes) */
-const bit<32> DROP_REASONS          = 21;
+const bit<32> DROP_SERVER_IPV4      = 21;  /* plain IPv4 from a server port: a server sends chain packets back in NSH only */
+const bit<32> DROP_REASONS          = 22;
 
 /* Passes one packet may make through a switch: one per function processed here, plus one. */
 const bit<8> MAX_PASSES = 16;

@@ -4,7 +4,9 @@
  *   - NSH from anything but a switch link or a server (a host, the EMAC, a port without a role);
  *     what a server may send back is narrowed further to its own chains by the steering (server_return);
  *   - an EMAC answer from anything but the EMAC port;
- *   - plain IPv4 from the EMAC port, or from a host port with another source than the host's;
+ *   - plain IPv4 from the EMAC port, from a server port (a server is trusted with the functions it runs,
+ *     which it returns in NSH, and with nothing more: plain IPv4 from it would pass the chains by), or
+ *     from a host port with another source than the host's;
  *   - anything else: ARP, IPv6, VLAN tags, EMAC requests, unknown EtherTypes.
  * A pass after recirculation is the switch's own packet and keeps whatever it carries.
  */
@@ -58,6 +60,8 @@ control PortRoles(inout headers_t hdr, inout metadata_t meta, in standard_metada
         } else if (hdr.ipv4.isValid()) {
             if (meta.port_role == PORT_ROLE_EMAC) {
                 drop_with(meta, DROP_UNHANDLED);
+            } else if (meta.port_role == PORT_ROLE_SERVER) {
+                drop_with(meta, DROP_SERVER_IPV4);
             } else if (meta.port_role == PORT_ROLE_HOST && hdr.ipv4.src_addr != meta.host_addr) {
                 drop_with(meta, DROP_SPOOFED_SOURCE);
             }
